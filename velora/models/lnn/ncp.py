@@ -1,0 +1,246 @@
+"""Prebuilt NCP networks: the liquid (recurrent) one and a feed-forward sparse one."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from velora.models.lnn.cell import NCPLiquidCell, as_elapsed_time
+from velora.models.lnn.sparse import SparseLinear
+from velora.wiring import Wiring
+
+__all__ = ["LiquidNCPNetwork", "NCPNetwork"]
+
+
+def _check_features(x: torch.Tensor, in_features: int, allowed_dims: tuple[int, ...]) -> None:
+    if x.dim() not in allowed_dims:
+        shapes = " or ".join(
+            {2: f"(batch, {in_features})", 3: f"(batch, time, {in_features})"}[d]
+            for d in allowed_dims
+        )
+        raise ValueError(f"x must have shape {shapes}, got {tuple(x.shape)} ({x.dim()}-D)")
+    if x.shape[-1] != in_features:
+        raise ValueError(f"x must have {in_features} features in its last dimension, "
+                         f"got shape {tuple(x.shape)}")
+
+
+def _generator(seed: int | None) -> torch.Generator | None:
+    return None if seed is None else torch.Generator().manual_seed(seed)
+
+
+def _squeeze_single(y: torch.Tensor) -> torch.Tensor:
+    # The seed API returns (out_features,) for a single (1, in_features) sample.
+    return y.squeeze(0) if y.shape[0] == 1 else y
+
+
+class _NCPBase(nn.Module):
+    """Shared construction: a wiring and its three layers' sizes."""
+
+    def __init__(self, in_features: int, n_neurons: int, out_features: int,
+                 sparsity_level: float, seed: int | None) -> None:
+        super().__init__()
+        self.wiring = Wiring(in_features, n_neurons, out_features,
+                             sparsity_level=sparsity_level, seed=seed)
+        self.in_features = self.wiring.in_features
+        self.n_neurons = self.wiring.n_neurons
+        self.out_features = self.wiring.out_features
+        self.seed = seed
+
+    @property
+    def total_params(self) -> int:
+        """Every trainable parameter, masked weights included."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    @property
+    def active_params(self) -> int:
+        """Trainable parameters that can be nonzero: unmasked weights plus biases."""
+        masked_out = 0
+        for module in self.modules():
+            for name, buf in module.named_buffers(recurse=False):
+                if name.endswith("mask"):
+                    masked_out += int((buf == 0).sum())
+        return self.total_params - masked_out
+
+
+class LiquidNCPNetwork(_NCPBase):
+    """A liquid NCP: ``inter`` SparseLinear -> ``command`` :class:`NCPLiquidCell` -> ``motor``
+    SparseLinear, wired by one :class:`Wiring`.
+
+    The inter layer (tanh) turns observations into neuron activity, the command layer is the
+    recurrent liquid circuit, and the motor layer reads the command neurons out linearly.
+
+    **Hidden-state layout:** ``h`` is the command neurons' state, ``(batch, hidden_size)``
+    with ``hidden_size == counts.command``. A zero state is "nothing remembered".
+
+    Call forms:
+
+    * **Step:** ``net(x, h=None, ts=None) -> (y, h_new)``, ``x`` ``(batch, in_features)``,
+      ``y`` ``(batch, out_features)`` — or ``(out_features,)`` when ``batch == 1``, as the
+      seed example shows (use :meth:`step` to always keep the batch dimension).
+    * **Sequence:** ``net(x, h=None, resets=None, ts=None) -> (y, h_last)``, ``x``
+      ``(batch, time, in_features)``, ``y`` ``(batch, time, out_features)``; ``resets``
+      ``(batch, time)`` booleans zero the state *before* the steps where they are True
+      (episode starts). :meth:`unroll` also returns the state after every step.
+
+    ``ts`` is the elapsed time per step (default 1): a number, ``(batch,)``, or for sequences
+    ``(batch, time)``.
+
+    Args:
+        in_features: observation size.
+        n_neurons: inter + command neurons (>= 2).
+        out_features: output size.
+        sparsity_level: fraction of possible synapses left out, ``[0.1, 0.9]``.
+        seed: fixes wiring and initial weights without touching global RNG state.
+        device: where to put the parameters.
+    """
+
+    def __init__(self, in_features: int, n_neurons: int, out_features: int, *,
+                 sparsity_level: float = 0.5, seed: int | None = None,
+                 device: torch.device | str | None = None) -> None:
+        super().__init__(in_features, n_neurons, out_features, sparsity_level, seed)
+        masks, counts = self.wiring.data()
+        gen = _generator(seed)
+        self.inter = SparseLinear(counts.sensory, counts.inter, masks.inter, generator=gen)
+        self.command = NCPLiquidCell(counts.inter, counts.command, masks.command,
+                                     masks.recurrent, generator=gen)
+        self.motor = SparseLinear(counts.command, counts.motor, masks.motor, generator=gen)
+        if device is not None:
+            self.to(device)
+
+    @property
+    def hidden_size(self) -> int:
+        """Size of the hidden state: the number of command neurons."""
+        return self.command.n_hidden
+
+    def initial_hidden(self, batch_size: int, device: torch.device | str | None = None
+                       ) -> torch.Tensor:
+        """A zero hidden state ``(batch_size, hidden_size)``."""
+        device = device if device is not None else self.motor.weight.device
+        return torch.zeros(batch_size, self.hidden_size, device=device)
+
+    def _check_hidden(self, h: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+        batch = x.shape[0]
+        if h is None:
+            return x.new_zeros(batch, self.hidden_size)
+        if not torch.is_tensor(h) or h.shape != (batch, self.hidden_size):
+            shape = tuple(h.shape) if torch.is_tensor(h) else type(h).__name__
+            raise ValueError(f"h must have shape ({batch}, {self.hidden_size}) "
+                             f"(batch, hidden_size), got {shape}")
+        return h
+
+    def step(self, x: torch.Tensor, h: torch.Tensor | None = None,
+             ts: float | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step; like the step form of ``forward`` but ``y`` always keeps its batch
+        dimension: ``(batch, in_features) -> ((batch, out_features), (batch, hidden_size))``."""
+        _check_features(x, self.in_features, (2,))
+        h = self._check_hidden(h, x)
+        elapsed = as_elapsed_time(ts, x.shape[0], x)
+        h_new = self.command.step_projected(self.command.project_input(torch.tanh(self.inter(x))),
+                                            h, ts=elapsed)
+        return self.motor(h_new), h_new
+
+    def unroll(self, x: torch.Tensor, h: torch.Tensor | None = None,
+               resets: torch.Tensor | None = None, ts: float | torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run a whole sequence and return every step's output and state.
+
+        Args:
+            x: ``(batch, time, in_features)``.
+            h: ``(batch, hidden_size)`` state before the first step (zeros when ``None``).
+            resets: ``(batch, time)`` booleans; the state is zeroed before each True step.
+            ts: elapsed time per step: a number, ``(batch,)`` or ``(batch, time)``.
+
+        Returns:
+            ``y`` ``(batch, time, out_features)`` and ``h_seq`` ``(batch, time, hidden_size)``,
+            the state *after* each step (``h_seq[:, -1]`` is the final state).
+        """
+        _check_features(x, self.in_features, (3,))
+        batch, time = x.shape[0], x.shape[1]
+        if time < 1:
+            raise ValueError(f"x must have at least one time step, got shape {tuple(x.shape)}")
+        h = self._check_hidden(h, x)
+        keep = None
+        if resets is not None:
+            if resets.shape != (batch, time):
+                raise ValueError(f"resets must have shape ({batch}, {time}) (batch, time), "
+                                 f"got {tuple(resets.shape)}")
+            keep = (~resets.bool()).to(x.dtype).unsqueeze(-1)  # (batch, time, 1)
+        elapsed = self._sequence_times(ts, batch, time, x)
+
+        # Input-side work for every step at once; only the recurrence stays in the loop.
+        input_weight, recurrent_weight = self.command.masked_weights()
+        x_proj = self.command.project_input(torch.tanh(self.inter(x)), input_weight)
+        states = []
+        for t in range(time):
+            if keep is not None:
+                h = h * keep[:, t]
+            ts_t = elapsed if not torch.is_tensor(elapsed) or elapsed.dim() == 0 \
+                else elapsed[:, t]
+            h = self.command.step_projected(x_proj[:, t], h, recurrent_weight, ts_t)
+            states.append(h)
+        h_seq = torch.stack(states, dim=1)
+        return self.motor(h_seq), h_seq
+
+    @staticmethod
+    def _sequence_times(ts: float | torch.Tensor | None, batch: int, time: int,
+                        like: torch.Tensor) -> float | torch.Tensor:
+        if torch.is_tensor(ts) and ts.dim() == 2:
+            if ts.shape != (batch, time):
+                raise ValueError(f"ts must have shape ({batch}, {time}) (batch, time), "
+                                 f"got {tuple(ts.shape)}")
+            return ts.to(like).unsqueeze(-1)  # (batch, time, 1)
+        elapsed = as_elapsed_time(ts, batch, like)
+        if torch.is_tensor(elapsed) and elapsed.dim() == 2:
+            return elapsed.unsqueeze(1).expand(batch, time, 1)
+        return elapsed
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None,
+                resets: torch.Tensor | None = None, ts: float | torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_features(x, self.in_features, (2, 3))
+        if x.dim() == 3:
+            y, h_seq = self.unroll(x, h, resets, ts)
+            return y, h_seq[:, -1]
+        h = self._check_hidden(h, x)
+        if resets is not None:
+            if resets.shape != (x.shape[0],):
+                raise ValueError(f"resets must have shape ({x.shape[0]},) for a single step, "
+                                 f"got {tuple(resets.shape)}")
+            h = h * (~resets.bool()).to(h.dtype).unsqueeze(-1)
+        y, h_new = self.step(x, h, ts)
+        return _squeeze_single(y), h_new
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, n_neurons={self.n_neurons}, "
+                f"out_features={self.out_features}, hidden_size={self.hidden_size}")
+
+
+class NCPNetwork(_NCPBase):
+    """The feed-forward (non-liquid) NCP: inter -> command -> motor SparseLinear layers with
+    tanh between them, wired like :class:`LiquidNCPNetwork` but without memory.
+
+    ``net(x) -> y``: ``x`` ``(batch, in_features)`` gives ``(batch, out_features)``, or
+    ``(out_features,)`` when ``batch == 1`` (the seed API); ``(batch, time, in_features)``
+    works step-wise and keeps its shape. Arguments as :class:`LiquidNCPNetwork`.
+    """
+
+    def __init__(self, in_features: int, n_neurons: int, out_features: int, *,
+                 sparsity_level: float = 0.5, seed: int | None = None,
+                 device: torch.device | str | None = None) -> None:
+        super().__init__(in_features, n_neurons, out_features, sparsity_level, seed)
+        masks, counts = self.wiring.data()
+        gen = _generator(seed)
+        self.inter = SparseLinear(counts.sensory, counts.inter, masks.inter, generator=gen)
+        self.command = SparseLinear(counts.inter, counts.command, masks.command, generator=gen)
+        self.motor = SparseLinear(counts.command, counts.motor, masks.motor, generator=gen)
+        if device is not None:
+            self.to(device)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Output with the batch dimension always kept: ``(..., in) -> (..., out)``."""
+        _check_features(x, self.in_features, (2, 3))
+        return self.motor(torch.tanh(self.command(torch.tanh(self.inter(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.features(x)
+        return _squeeze_single(y) if x.dim() == 2 else y
