@@ -1,0 +1,52 @@
+"""Small real Gymnasium environments whose observations tell the tests what happened."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+
+class CountingEnv(gym.Env):
+    """Episodes of ``length`` steps; the observation is ``[t, marker, episode]`` where ``t`` is
+    the step within the episode. Ends by truncation, or by termination if ``terminate``.
+    ``bad_at`` makes step number ``bad_at`` (counted over the env's life) return ``bad``."""
+
+    metadata: dict = {"render_modes": []}  # noqa: RUF012 - gymnasium convention
+
+    def __init__(self, length: int = 5, marker: float = 0.0, terminate: bool = False,
+                 bad_at: int | None = None, bad: str = "nan_obs", action: str = "box") -> None:
+        self.length, self.marker, self.terminate = length, marker, terminate
+        self.bad_at, self.bad = bad_at, bad
+        self.observation_space = gym.spaces.Box(-1e6, 1e6, (3,), np.float32)
+        self.action_space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32) if action == "box" \
+            else gym.spaces.Discrete(3)
+        self.t, self.episode, self.life = 0, -1, 0
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.t, self.marker, self.episode], dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t, self.episode = 0, self.episode + 1
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        self.life += 1
+        obs, reward = self._obs(), float(np.asarray(action, dtype=np.float64).sum())
+        if self.bad_at is not None and self.life == self.bad_at:
+            if self.bad == "nan_obs":
+                obs[0] = np.nan
+            elif self.bad == "inf_reward":
+                reward = float("inf")
+            elif self.bad == "raise":
+                raise RuntimeError("the environment crashed")
+        ended = self.t >= self.length
+        return obs, reward, ended and self.terminate, ended and not self.terminate, {}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)

@@ -1,0 +1,258 @@
+"""velora.agents: construction, the Gymnasium training loop, acting, predict and evaluate."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import CountingEnv
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete
+
+SMALL = {"n_neurons": 6, "critic_neurons": 6, "batch_size": 8, "buffer_size": 500,
+         "learning_starts": 20}
+
+
+def stored(agent, name: str) -> np.ndarray:
+    """The buffer's array ``name`` in time order for every env: ``(steps, num_envs, ...)``."""
+    buf = agent.buffer
+    if name.startswith("hidden_"):
+        return buf._hidden[name.removeprefix("hidden_")][: buf.steps_per_env]
+    return getattr(buf, "_" + name)[: buf.steps_per_env]
+
+
+# ----------------------------------------------------------------------------- construction
+@pytest.mark.parametrize("make", [
+    lambda: "Pendulum-v1",
+    lambda: gym.make("Pendulum-v1"),
+    lambda: SyncVectorEnv([lambda: gym.make("Pendulum-v1")] * 2,
+                          autoreset_mode=AutoresetMode.SAME_STEP),
+])
+def test_accepts_an_env_id_an_env_or_a_same_step_vector_env(make):
+    agent = LiquidSAC(make(), **SMALL)
+    assert agent.obs_dim == 3 and agent.act_dim == 1
+    agent.learn(30)
+    assert agent.num_timesteps >= 30
+
+
+def test_a_next_step_vector_env_is_refused_with_the_fix():
+    env = gym.make_vec("Pendulum-v1", num_envs=2)
+    with pytest.raises(ValueError, match="SAME_STEP"):
+        LiquidSAC(env)
+
+
+@pytest.mark.parametrize(("agent", "env", "message"), [
+    (LiquidSAC, "CartPole-v1", r"Discrete\(2\) is not supported by LiquidSAC.*LiquidSACDiscrete"),
+    (LiquidDDPG, "CartPole-v1", r"not supported by LiquidDDPG"),
+    (LiquidSACDiscrete, "Pendulum-v1", r"Box.*not supported by LiquidSACDiscrete.*LiquidSAC"),
+])
+def test_continuous_and_discrete_agents_refuse_the_other_action_space(agent, env, message):
+    with pytest.raises(ValueError, match=message):
+        agent(env)
+
+
+class SpacesEnv(CountingEnv):
+    def __init__(self, observation_space=None, action_space=None):
+        super().__init__()
+        if observation_space is not None:
+            self.observation_space = observation_space
+        if action_space is not None:
+            self.action_space = action_space
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    (SpacesEnv(observation_space=gym.spaces.Dict({"a": gym.spaces.Box(0, 1, (2,))})),
+     r"observation space Dict.*need a Box observation space"),
+    (SpacesEnv(observation_space=gym.spaces.Tuple([gym.spaces.Box(0, 1, (2,))])),
+     r"observation space Tuple.*not supported"),
+    (SpacesEnv(action_space=gym.spaces.MultiDiscrete([2, 3])),
+     r"action space MultiDiscrete.*not supported by LiquidSAC"),
+    (SpacesEnv(action_space=gym.spaces.Box(-np.inf, np.inf, (2,))),
+     r"infinite bounds"),
+])
+def test_unsupported_spaces_are_named_at_construction(env, message):
+    with pytest.raises(ValueError, match=message):
+        LiquidSAC(env)
+
+
+@pytest.mark.parametrize(("kwargs", "argument"), [
+    ({"actor_lr": -1e-3}, "actor_lr"),
+    ({"critic_lr": 0.0}, "critic_lr"),
+    ({"batch_size": 600, "buffer_size": 500}, "batch_size"),
+    ({"gamma": 0.0}, "gamma"),
+    ({"gamma": 1.5}, "gamma"),
+    ({"seq_len": 0}, "seq_len"),
+    ({"burn_in": -1}, "burn_in"),
+    ({"replay": "episodes"}, "replay"),
+    ({"tau": 2.0}, "tau"),
+    ({"n_neurons": 1}, "n_neurons"),
+])
+def test_invalid_hyperparameters_are_named(kwargs, argument):
+    with pytest.raises(ValueError, match=argument):
+        LiquidSAC("Pendulum-v1", **kwargs)
+
+
+# ----------------------------------------------------------------------------- training loop
+def test_hidden_state_is_stored_before_each_step_and_reset_when_an_episode_ends():
+    agent = LiquidSAC(CountingEnv(length=4), **SMALL)
+    agent.learn(13)
+    obs, starts = stored(agent, "obs")[:, 0], stored(agent, "episode_start")[:, 0]
+    np.testing.assert_array_equal(obs[:, 0], [0, 1, 2, 3] * 3 + [0])
+    np.testing.assert_array_equal(starts, obs[:, 0] == 0)
+    for head in ("actor", "critic"):
+        h = stored(agent, f"hidden_{head}")[:, 0]
+        assert np.all(h[starts] == 0), f"{head}: an episode must start from a zero state"
+        assert np.all(np.abs(h[~starts]).sum(axis=1) > 0), f"{head}: memory within an episode"
+
+
+def test_the_true_final_observation_is_stored_and_no_reset_step_is():
+    agent = LiquidSAC(CountingEnv(length=3, terminate=True), **SMALL)
+    agent.learn(9)
+    obs, next_obs = stored(agent, "obs")[:, 0, 0], stored(agent, "next_obs")[:, 0, 0]
+    np.testing.assert_array_equal(obs, [0, 1, 2] * 3)
+    np.testing.assert_array_equal(next_obs, [1, 2, 3] * 3)  # 3 is the final obs, not a reset
+    np.testing.assert_array_equal(stored(agent, "terminated")[:, 0], [False, False, True] * 3)
+    assert not stored(agent, "truncated").any()
+
+
+def test_vector_envs_reset_the_hidden_state_of_exactly_the_envs_that_ended():
+    env = SyncVectorEnv([lambda: CountingEnv(length=3, marker=0.0),
+                         lambda: CountingEnv(length=5, marker=1.0)],
+                        autoreset_mode=AutoresetMode.SAME_STEP)
+    agent = LiquidSAC(env, **SMALL)
+    agent.learn(30)  # 15 steps of each env
+    obs = stored(agent, "obs")
+    for i, length in enumerate((3, 5)):
+        np.testing.assert_array_equal(obs[:, i, 1], i)  # streams never mix
+        np.testing.assert_array_equal(obs[:, i, 0], np.arange(15) % length)
+        for head in ("actor", "critic"):
+            h = stored(agent, f"hidden_{head}")[:, i]
+            starts = obs[:, i, 0] == 0
+            assert np.all(h[starts] == 0) and np.all(np.abs(h[~starts]).sum(axis=1) > 0)
+
+
+def test_async_vector_envs_train():
+    agent = LiquidSAC("Pendulum-v1", num_envs=2, vectorization="async", **SMALL)
+    try:
+        agent.learn(60)
+        assert agent.num_timesteps == 60 and len(agent.buffer) == 60 and agent.num_updates > 0
+    finally:
+        agent.env.close()
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ("nan_obs", r"step 7: the env returned a non-finite observation .* env 0"),
+    ("inf_reward", r"step 7: the env returned a non-finite reward .* env 0"),
+])
+def test_non_finite_values_from_the_env_name_the_step(bad, message):
+    agent = LiquidSAC(CountingEnv(length=50, bad_at=7, bad=bad), **SMALL)
+    with pytest.raises(ValueError, match=message):
+        agent.learn(20)
+
+
+def test_observation_that_does_not_fit_the_space_is_named():
+    class WrongShape(CountingEnv):
+        def step(self, action):
+            _, *rest = super().step(action)
+            return np.zeros(5, dtype=np.float32), *rest
+    agent = LiquidSAC(WrongShape(), **SMALL)
+    with pytest.raises(ValueError, match=r"step 1: .*wrong shape.*observation_space"):
+        agent.learn(5)
+
+
+def test_random_actions_until_learning_starts_then_updates_every_train_freq():
+    agent = LiquidSAC(CountingEnv(length=10), **{**SMALL, "learning_starts": 40},
+                      train_freq=4, gradient_steps=3)
+    agent.learn(40)
+    assert agent.num_updates == 0
+    agent.learn(40)
+    assert agent.num_updates == 3 * (40 // 4)
+
+
+def test_actions_reach_the_env_in_its_own_range():
+    agent = LiquidSAC(CountingEnv(length=10), **SMALL)
+    agent.learn(60)
+    actions = stored(agent, "action")[:, 0, 0]
+    assert actions.min() >= -1 and actions.max() <= 1  # stored in network scale
+    env_actions = agent.to_env_action(torch.tensor([[-1.0], [0.0], [1.0]]))
+    np.testing.assert_allclose(env_actions[:, 0], [-2.0, 0.0, 2.0])
+
+
+# ----------------------------------------------------------------------------- predict / evaluate
+@pytest.mark.parametrize("cls", [LiquidSAC, LiquidDDPG])
+def test_predict_one_observation_or_a_batch_with_state(cls):
+    agent = cls("Pendulum-v1", **SMALL, seed=0)
+    obs = agent.env.single_observation_space.sample()
+    action, state = agent.predict(obs, deterministic=True)
+    assert action.shape == (1,) and -2.0 <= action[0] <= 2.0
+    assert state.shape == (1, agent.actor.hidden_size)
+    remembering, _ = agent.predict(obs, state=state, deterministic=True)
+    assert not np.array_equal(state, np.zeros_like(state))
+    assert remembering[0] != action[0]  # the carried state changes the decision
+    same_as_fresh, _ = agent.predict(obs, state, episode_start=np.array([True]),
+                                     deterministic=True)
+    np.testing.assert_allclose(same_as_fresh, action)
+    batch, states = agent.predict(np.stack([obs] * 4), hidden=np.repeat(state, 4, axis=0))
+    assert batch.shape == (4, 1) and states.shape == (4, agent.actor.hidden_size)
+    with pytest.raises(ValueError, match=r"observation must have shape \(3,\)"):
+        agent.predict(np.zeros(7))
+    with pytest.raises(ValueError, match="state must have shape"):
+        agent.predict(obs, np.zeros((1, 99)))
+
+
+def test_predict_for_discrete_actions_gives_indices():
+    agent = LiquidSACDiscrete("CartPole-v1", **SMALL)
+    action, _ = agent.predict(np.zeros(4, dtype=np.float32), deterministic=True)
+    assert action.shape == () and action in (0, 1)
+
+
+def test_evaluate_runs_full_episodes_and_matches_sb3s_evaluate_signature():
+    agent = LiquidSAC("Pendulum-v1", **SMALL, seed=0)
+    mean, std = agent.evaluate(n_episodes=2, seed=5)
+    assert -2000 < mean <= 0 and std >= 0
+    assert agent.evaluate(n_episodes=2, seed=5) == (mean, std)  # deterministic
+
+
+def test_sb3s_evaluate_policy_helper_works_if_installed():
+    evaluation = pytest.importorskip("stable_baselines3.common.evaluation")
+    agent = LiquidSAC("Pendulum-v1", **SMALL, seed=0)
+    mean, _ = evaluation.evaluate_policy(agent, gym.make("Pendulum-v1"), n_eval_episodes=1)
+    assert mean < 0
+
+
+# ----------------------------------------------------------------------------- all agents
+@pytest.mark.parametrize(("cls", "env"), [(LiquidSAC, "Pendulum-v1"), (LiquidDDPG, "Pendulum-v1"),
+                                          (LiquidSACDiscrete, "CartPole-v1")])
+@pytest.mark.parametrize("replay", ["stored_state", "sequence"])
+def test_every_agent_trains_in_both_replay_modes(cls, env, replay):
+    agent = cls(env, **SMALL, replay=replay, seq_len=4, burn_in=2, seed=1)
+    before = [p.detach().clone() for p in agent.actor.parameters()]
+    agent.learn(60)
+    assert agent.num_updates == 40
+    assert all(np.isfinite(v) for v in agent.train_metrics.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.actor.parameters(), strict=True))
+
+
+@pytest.mark.parametrize(("cls", "env"), [(LiquidSAC, "Pendulum-v1"), (LiquidDDPG, "Pendulum-v1"),
+                                          (LiquidSACDiscrete, "CartPole-v1")])
+def test_the_same_seed_gives_the_same_run(cls, env):
+    runs = []
+    for _ in range(2):
+        agent = cls(env, **SMALL, seed=3)
+        agent.learn(50)
+        runs.append((agent.episode_returns, [p.detach().clone() for p in agent.actor.parameters()],
+                     stored(agent, "obs").copy()))
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][2], runs[1][2])
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
+
+
+def test_ddpg_ornstein_uhlenbeck_noise_is_correlated_and_reset_per_env():
+    agent = LiquidDDPG(CountingEnv(length=5), **SMALL, noise="ou", noise_std=0.5)
+    zero = torch.zeros(1, 1)
+    a, b = agent.explore(zero), agent.explore(zero)
+    assert a.item() != 0 and abs(b.item() - a.item()) < abs(a.item()) + 0.5
+    agent.on_episodes_end(np.array([True]))
+    assert np.all(agent.ou_noise.state == 0)

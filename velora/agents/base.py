@@ -1,0 +1,483 @@
+"""What every velora agent shares: the Gymnasium training loop, acting with recurrent state,
+``predict`` / ``evaluate``, and the replay windows the updates read.
+
+An algorithm module (``sac.py``, ``ddpg.py``, ``sac_discrete.py``) subclasses
+:class:`OffPolicyAgent` and writes its own networks and update top to bottom; it only has to
+provide the methods listed under "Algorithm interface" below.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields, replace
+from typing import Any, ClassVar, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import VectorEnv
+
+from velora._checks import finite_float, non_negative_int, positive_int
+from velora.buffers import ReplayBuffer
+from velora.envs import (
+    EnvLike,
+    check_action_space,
+    check_observation_space,
+    make_env,
+    make_vector_env,
+)
+
+Hidden = dict[str, torch.Tensor]
+ReplayMode = Literal["stored_state", "sequence"]
+
+
+@dataclass
+class Window:
+    """A batch of replayed experience as time windows, ``(batch, time, ...)`` each.
+
+    One-step ("stored_state") batches are windows of length 1. ``hiddens`` holds each
+    recurrent head's state *before* the window's first step; ``resets[b, t]`` is True where an
+    episode starts at step ``t`` (the state is zeroed before it); ``valid`` is False for
+    padding, which every loss must ignore.
+    """
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_observations: torch.Tensor
+    terminated: torch.Tensor
+    resets: torch.Tensor
+    valid: torch.Tensor
+    hiddens: Hidden
+
+    @property
+    def batch_size(self) -> int:
+        return self.observations.shape[0]
+
+    @property
+    def length(self) -> int:
+        return self.observations.shape[1]
+
+    def slice(self, start: int, stop: int | None = None) -> Window:
+        """Steps ``start:stop`` of every window (``hiddens`` is left as it is)."""
+        parts = {f.name: getattr(self, f.name)[:, start:stop]
+                 for f in fields(self) if f.name != "hiddens"}
+        return replace(self, **parts)
+
+    def masked_mean(self, values: torch.Tensor) -> torch.Tensor:
+        """Mean of ``(batch, time)`` values over the valid (non-padded) steps."""
+        weights = self.valid.to(values.dtype)
+        return (values * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def merge_time(x: torch.Tensor) -> torch.Tensor:
+    """``(batch, time, ...) -> (batch * time, ...)``."""
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+def states_before_each_step(h0: torch.Tensor, h_seq: torch.Tensor, resets: torch.Tensor
+                            ) -> torch.Tensor:
+    """The state each step *started* from: ``h0`` then ``h_seq[:, :-1]``, zeroed at resets.
+
+    ``h0`` ``(batch, hidden)``, ``h_seq`` ``(batch, time, hidden)`` (state after each step),
+    ``resets`` ``(batch, time)``.
+    """
+    before = torch.cat([h0.unsqueeze(1), h_seq[:, :-1]], dim=1)
+    return before * (~resets).unsqueeze(-1).to(before.dtype)
+
+
+def polyak_update(online: torch.nn.Module, target: torch.nn.Module, tau: float) -> None:
+    """``target <- (1 - tau) * target + tau * online``, in place, for parameters only."""
+    with torch.no_grad():
+        online_params = list(online.parameters())
+        target_params = list(target.parameters())
+        torch._foreach_lerp_(target_params, online_params, tau)
+
+
+class OffPolicyAgent:
+    """Base class of velora's off-policy liquid agents.
+
+    Algorithm interface (what a subclass provides):
+
+    * ``hidden_sizes`` — ``{head name: state size}`` of every recurrent head that acts.
+    * ``policy_step(obs, hidden, deterministic)`` — one acting step for a batch of
+      observations ``(n, obs_dim)``: returns actions in the network's action space
+      (``[-1, 1]`` for Box, indices for Discrete) and the next hidden states.
+    * ``update(window)`` — one gradient step from a :class:`Window`; returns logged scalars.
+    * ``networks()`` — the modules to save, by name.
+
+    Everything else here — the training loop, ``predict``, ``evaluate`` — is shared.
+    """
+
+    algorithm: ClassVar[str] = "base"
+    action_kind: ClassVar[Literal["box", "discrete"]] = "box"
+
+    def __init__(
+        self,
+        env: EnvLike,
+        *,
+        n_neurons: int,
+        critic_neurons: int,
+        sparsity_level: float,
+        replay: ReplayMode,
+        seq_len: int,
+        burn_in: int,
+        buffer_size: int,
+        batch_size: int,
+        learning_starts: int,
+        train_freq: int,
+        gradient_steps: int,
+        gamma: float,
+        tau: float,
+        num_envs: int,
+        vectorization: Literal["sync", "async"],
+        device: str | torch.device,
+        seed: int | None,
+    ) -> None:
+        # Every check happens before anything is built.
+        self.n_neurons = positive_int("n_neurons", n_neurons)
+        self.critic_neurons = positive_int("critic_neurons", critic_neurons)
+        self.sparsity_level = finite_float("sparsity_level", sparsity_level, low=0.1, high=0.9)
+        if replay not in ("stored_state", "sequence"):
+            raise ValueError(f"replay must be 'stored_state' or 'sequence', got {replay!r}")
+        self.replay = replay
+        self.seq_len = positive_int("seq_len", seq_len)
+        self.burn_in = non_negative_int("burn_in", burn_in)
+        self.buffer_size = positive_int("buffer_size", buffer_size)
+        self.batch_size = positive_int("batch_size", batch_size)
+        if self.batch_size > self.buffer_size:
+            raise ValueError(f"batch_size ({batch_size}) must not exceed buffer_size "
+                             f"({buffer_size})")
+        self.learning_starts = non_negative_int("learning_starts", learning_starts)
+        self.train_freq = positive_int("train_freq", train_freq)
+        self.gradient_steps = non_negative_int("gradient_steps", gradient_steps)
+        self.gamma = finite_float("gamma", gamma, low=0.0, high=1.0, low_open=True)
+        self.tau = finite_float("tau", tau, low=0.0, high=1.0, low_open=True)
+        num_envs = positive_int("num_envs", num_envs)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        self.seed = seed
+
+        self.env_id = env if isinstance(env, str) else None
+        if self.env_id is None and not isinstance(env, VectorEnv) and getattr(env, "spec", None):
+            self.env_id = env.spec.id
+        single_obs = env.single_observation_space if isinstance(env, VectorEnv) \
+            else (env.observation_space if isinstance(env, gym.Env) else None)
+        single_act = env.single_action_space if isinstance(env, VectorEnv) \
+            else (env.action_space if isinstance(env, gym.Env) else None)
+        if single_obs is None:  # an env id: look at one instance before building many
+            probe = make_env(env)
+            single_obs, single_act = probe.observation_space, probe.action_space
+            probe.close()
+        self.observation_space = check_observation_space(single_obs)
+        self.action_space = check_action_space(single_act, self.action_kind, type(self).__name__)
+        self.env = make_vector_env(env, num_envs, vectorization)
+        self.num_envs = self.env.num_envs
+        if self.replay == "sequence" and \
+                self.seq_len + self.burn_in > self.buffer_size // self.num_envs:
+            raise ValueError(f"seq_len + burn_in ({self.seq_len + self.burn_in}) must fit in one "
+                             f"env's share of the buffer ({self.buffer_size // self.num_envs})")
+
+        self.obs_dim = int(np.prod(self.observation_space.shape))
+        if self.action_kind == "box":
+            self.act_dim = int(np.prod(self.action_space.shape))
+            self._action_low = self.action_space.low.astype(np.float64).reshape(-1)
+            self._action_scale = (self.action_space.high.astype(np.float64).reshape(-1)
+                                  - self._action_low) / 2.0
+        else:
+            self.act_dim = int(self.action_space.n)
+        self.device = torch.device(device)
+
+        self.rng = np.random.default_rng(seed)
+        if seed is not None:
+            torch.manual_seed(seed)
+            self.action_space.seed(seed)
+        self.num_timesteps = 0
+        self.num_updates = 0
+        self.num_episodes = 0
+        self._last_obs: np.ndarray | None = None
+        self._last_hidden: Hidden | None = None
+        self._episode_return = np.zeros(self.num_envs)
+        self._episode_length = np.zeros(self.num_envs, dtype=np.int64)
+        self.buffer: ReplayBuffer | None = None
+
+    # ------------------------------------------------------------------ algorithm interface
+    hidden_sizes: dict[str, int]
+
+    def policy_step(self, obs: torch.Tensor, hidden: Hidden, deterministic: bool
+                    ) -> tuple[torch.Tensor, Hidden]:
+        raise NotImplementedError
+
+    def memory_step(self, obs: torch.Tensor, actions: torch.Tensor, hidden: Hidden) -> Hidden:
+        """Advance the heads that did not choose the action (the critics) by one step, so that
+        their stored states follow the same history. Default: no such heads."""
+        return {}
+
+    def update(self, window: Window) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ acting
+    def initial_hidden(self, n: int) -> Hidden:
+        """Zero states ``{head: (n, size)}`` for ``n`` fresh episodes."""
+        return {name: torch.zeros(n, size, device=self.device)
+                for name, size in self.hidden_sizes.items()}
+
+    def obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        """``(n, *obs_shape)`` numpy -> ``(n, obs_dim)`` float32 tensor on the agent's device."""
+        return torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(len(obs), self.obs_dim),
+                               device=self.device)
+
+    def explore(self, actions: torch.Tensor) -> torch.Tensor:
+        """Exploration added to training actions (DDPG's noise). Default: none."""
+        return actions
+
+    def random_actions(self, n: int) -> torch.Tensor:
+        """Uniform random actions in the network's action space, for the warm-up phase."""
+        if self.action_kind == "box":
+            sample = self.rng.uniform(-1.0, 1.0, size=(n, self.act_dim)).astype(np.float32)
+        else:
+            sample = self.rng.integers(self.act_dim, size=n)
+        return torch.as_tensor(sample, device=self.device)
+
+    def act(self, obs: torch.Tensor, hidden: Hidden, *, random: bool = False
+            ) -> tuple[torch.Tensor, Hidden]:
+        """One training-time step for all envs: choose actions (random during warm-up, with
+        exploration afterwards) and advance every recurrent head's state.
+
+        Returns network-space actions and the states *after* this step.
+        """
+        with torch.no_grad():
+            actions, next_hidden = self.policy_step(obs, hidden, deterministic=False)
+            actions = self.random_actions(len(obs)) if random else self.explore(actions)
+            next_hidden.update(self.memory_step(obs, actions, hidden))
+        return actions, next_hidden
+
+    def to_env_action(self, actions: torch.Tensor) -> np.ndarray:
+        """Network-space actions -> the env's own action range (``[-1, 1]`` rescaled)."""
+        a = actions.detach().cpu().numpy()
+        if self.action_kind == "discrete":
+            return a.astype(np.int64)
+        scaled = self._action_low + (a.astype(np.float64) + 1.0) * self._action_scale
+        scaled = np.clip(scaled, self.action_space.low.reshape(-1), self.action_space.high.reshape(-1))
+        return scaled.reshape(len(a), *self.action_space.shape).astype(self.action_space.dtype)
+
+    # ------------------------------------------------------------------ predict / evaluate
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: np.ndarray | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+        *,
+        hidden: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Actions for one observation or a batch, SB3-style.
+
+        Args:
+            observation: ``obs_shape`` (one) or ``(n, *obs_shape)`` (a batch).
+            state: the actor's hidden state from the previous call, ``(n, hidden)``;
+                ``None`` starts from zeros. ``hidden=`` is the same argument by another name.
+            episode_start: ``(n,)`` booleans; the state is zeroed where True.
+            deterministic: the policy's mean / greedy action instead of a sample.
+
+        Returns:
+            ``(action, state)``: actions in the env's own range (``action_shape`` for one
+            observation, ``(n, *action_shape)`` for a batch) and the next actor state
+            ``(n, hidden)`` to pass to the next call.
+        """
+        if hidden is not None:
+            if state is not None:
+                raise ValueError("pass the previous hidden state as state= or hidden=, not both")
+            state = hidden
+        obs = np.asarray(observation, dtype=np.float32)
+        single = obs.shape == self.observation_space.shape
+        if single:
+            obs = obs[None]
+        elif obs.shape[1:] != self.observation_space.shape:
+            raise ValueError(f"observation must have shape {self.observation_space.shape} or "
+                             f"(n, *{self.observation_space.shape}), got {obs.shape}")
+        n = obs.shape[0]
+        size = self.hidden_sizes["actor"]
+        if state is None:
+            h = torch.zeros(n, size, device=self.device)
+        else:
+            h = torch.as_tensor(np.asarray(state, dtype=np.float32), device=self.device)
+            if h.shape != (n, size):
+                raise ValueError(f"state must have shape ({n}, {size}), got {tuple(h.shape)}")
+        if episode_start is not None:
+            starts = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(n),
+                                     device=self.device)
+            h = h * (~starts).unsqueeze(1).to(h.dtype)
+        with torch.no_grad():
+            actions, next_hidden = self.policy_step(self.obs_tensor(obs), {"actor": h},
+                                                    deterministic)
+        env_actions = self.to_env_action(actions)
+        return (env_actions[0] if single else env_actions), next_hidden["actor"].cpu().numpy()
+
+    def evaluate(self, env: gym.Env | str | None = None, n_episodes: int = 10, *,
+                 seed: int | None = None, deterministic: bool = True) -> tuple[float, float]:
+        """Mean and standard deviation of the return over ``n_episodes`` full episodes, with a
+        fresh hidden state per episode and (by default) deterministic actions.
+
+        ``env=None`` makes a new copy of the training env from its id.
+        """
+        n_episodes = positive_int("n_episodes", n_episodes)
+        own = env is None or isinstance(env, str)
+        if env is None:
+            if self.env_id is None:
+                raise ValueError("evaluate needs env=: the training env has no id to copy")
+            env = self.env_id
+        if isinstance(env, str):
+            env = make_env(env)
+        returns = []
+        try:
+            for episode in range(n_episodes):
+                obs, _ = env.reset(seed=None if seed is None else seed + episode)
+                state, total, done = None, 0.0, False
+                while not done:
+                    action, state = self.predict(obs, state, deterministic=deterministic)
+                    obs, reward, terminated, truncated, _ = env.step(action)
+                    total += float(reward)
+                    done = bool(terminated or truncated)
+                returns.append(total)
+        finally:
+            if own:
+                env.close()
+        return float(np.mean(returns)), float(np.std(returns))
+
+    # ------------------------------------------------------------------ replay
+    def make_buffer(self) -> ReplayBuffer:
+        action_space = (gym.spaces.Box(-1.0, 1.0, (self.act_dim,), np.float32)
+                        if self.action_kind == "box" else self.action_space)
+        obs_space = gym.spaces.Box(-np.inf, np.inf, (self.obs_dim,), np.float32)
+        return ReplayBuffer(self.buffer_size, obs_space, action_space,
+                            hidden_sizes=self.hidden_sizes, num_envs=self.num_envs,
+                            device=self.device, seed=self.seed)
+
+    def sample_window(self) -> Window:
+        """One replay batch in the configured mode, as a :class:`Window`."""
+        assert self.buffer is not None
+        if self.replay == "sequence":
+            b = self.buffer.sample_sequences(self.batch_size, self.seq_len, self.burn_in)
+            return Window(b.observations, b.actions, b.rewards, b.next_observations,
+                          b.terminated, b.resets, b.valid, dict(b.hiddens))
+        t = self.buffer.sample(self.batch_size)
+        one = lambda x: x.unsqueeze(1)  # noqa: E731 - (batch, ...) -> (batch, 1, ...)
+        return Window(one(t.observations), one(t.actions), one(t.rewards),
+                      one(t.next_observations), one(t.terminated), one(t.episode_starts),
+                      torch.ones_like(one(t.terminated)), dict(t.hiddens))
+
+    @property
+    def burn_in_steps(self) -> int:
+        return self.burn_in if self.replay == "sequence" else 0
+
+    # ------------------------------------------------------------------ training loop
+    def _check_step(self, name: str, value: np.ndarray, shape: tuple[int, ...]) -> None:
+        if value.shape != shape:
+            raise ValueError(f"step {self.num_timesteps}: the env returned {name} of shape "
+                             f"{value.shape}, expected {shape} (num_envs, *space.shape)")
+        if not np.all(np.isfinite(value)):
+            bad = np.flatnonzero(~np.isfinite(value.reshape(shape[0], -1)).all(axis=1))
+            raise ValueError(f"step {self.num_timesteps}: the env returned a non-finite {name} "
+                             f"(nan or inf) for env {int(bad[0])}")
+
+    def learn(self, total_steps: int, *, callbacks: Iterable[Callable[..., Any]] = (),
+              log_interval: int = 1000) -> OffPolicyAgent:
+        """Train for ``total_steps`` more environment steps (counted over all envs).
+
+        Each iteration steps every env once; an env whose episode ended gets a zero hidden
+        state before its next step. Transitions are stored with the states the heads had
+        *before* the step. Random actions are used until ``learning_starts`` steps, then every
+        ``train_freq`` iterations ``gradient_steps`` updates run. Truncated episodes are
+        bootstrapped from their true final observation; terminated ones are not.
+        """
+        total_steps = positive_int("total_steps", total_steps)
+        if self.buffer is None:
+            self.buffer = self.make_buffer()
+        n = self.num_envs
+        obs_shape = (n, *self.observation_space.shape)
+        if self._last_obs is None:
+            obs, _ = self.env.reset(seed=self.seed)
+            self._check_step("observation", np.asarray(obs, dtype=np.float64), obs_shape)
+            self._last_obs = np.asarray(obs)
+            self._last_hidden = self.initial_hidden(n)
+        obs, hidden = self._last_obs, self._last_hidden
+        assert hidden is not None
+        target = self.num_timesteps + total_steps
+        iteration = 0
+        self.train_metrics: dict[str, float] = {}
+        start_time, start_steps = time.perf_counter(), self.num_timesteps
+        while self.num_timesteps < target:
+            warmup = self.num_timesteps < self.learning_starts
+            actions, next_hidden = self.act(self.obs_tensor(obs), hidden, random=warmup)
+            try:
+                next_obs, reward, terminated, truncated, info = self.env.step(
+                    self.to_env_action(actions))
+            except ValueError as err:  # gymnasium's vector env rejects misshapen observations
+                raise ValueError(
+                    f"step {self.num_timesteps + n}: stepping the env failed: {err} (does every "
+                    f"observation fit observation_space {self.observation_space}?)") from err
+            self.num_timesteps += n
+            reward = np.asarray(reward, dtype=np.float64)
+            self._check_step("observation", np.asarray(next_obs, dtype=np.float64), obs_shape)
+            self._check_step("reward", reward, (n,))
+            done = np.logical_or(terminated, truncated)
+
+            final_obs = np.array(next_obs, dtype=np.float32, copy=True)
+            if "_final_obs" in info and np.any(info["_final_obs"]):
+                for i in np.flatnonzero(info["_final_obs"]):
+                    final_obs[i] = info["final_obs"][i]
+                self._check_step("final observation", final_obs.astype(np.float64), obs_shape)
+            self.buffer.add(obs.reshape(n, -1), actions, reward, final_obs.reshape(n, -1),
+                            terminated, truncated, hidden)
+
+            self._episode_return += reward
+            self._episode_length += 1
+            if np.any(done):
+                keep = torch.as_tensor(~done, device=self.device).unsqueeze(1).float()
+                next_hidden = {k: v * keep for k, v in next_hidden.items()}
+                self.on_episodes_end(done)
+                for i in np.flatnonzero(done):
+                    self.num_episodes += 1
+                    episode = {"r": float(self._episode_return[i]),
+                               "l": int(self._episode_length[i]), "env": int(i),
+                               "step": self.num_timesteps}
+                    self.episode_returns.append(episode["r"])
+                    for callback in callbacks:
+                        callback(self, episode)
+                self._episode_return[done] = 0.0
+                self._episode_length[done] = 0
+            obs, hidden = next_obs, next_hidden
+
+            iteration += 1
+            if not warmup and iteration % self.train_freq == 0:
+                for _ in range(self.gradient_steps):
+                    metrics = self.update(self.sample_window())
+                    self.num_updates += 1
+                if self.gradient_steps:
+                    self.train_metrics = {k: float(v) for k, v in metrics.items()}
+        self._last_obs, self._last_hidden = obs, hidden
+        elapsed = time.perf_counter() - start_time
+        self.last_sps = (self.num_timesteps - start_steps) / max(elapsed, 1e-9)
+        return self
+
+    @property
+    def episode_returns(self) -> list[float]:
+        """Returns of every finished training episode, oldest first."""
+        if not hasattr(self, "_episode_returns"):
+            self._episode_returns: list[float] = []
+        return self._episode_returns
+
+    def on_episodes_end(self, done: np.ndarray) -> None:
+        """Hook called with the ``(num_envs,)`` mask of envs whose episode just ended
+        (DDPG resets its Ornstein–Uhlenbeck noise here)."""
+
+    # ------------------------------------------------------------------ misc
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(env={self.env_id!r}, num_envs={self.num_envs}, "
+                f"replay={self.replay!r}, n_neurons={self.n_neurons}, "
+                f"critic_neurons={self.critic_neurons}, seed={self.seed})")

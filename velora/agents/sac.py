@@ -1,0 +1,296 @@
+"""Liquid SAC: Soft Actor-Critic (Haarnoja et al., 2018) with liquid NCP actor and critics.
+
+Read top to bottom, this module is the whole algorithm:
+
+1. ``__init__`` builds a squashed-Gaussian liquid actor, two liquid critics that read
+   ``[observation, action]``, their Polyak-averaged targets and the entropy coefficient.
+2. ``policy_step`` / ``memory_step`` act: the actor picks an action, the critics advance
+   their memory along the same history (their states are stored in the replay buffer too).
+3. ``update`` does one gradient step on a replay :class:`~velora.agents.base.Window`:
+   ``burn_in_states`` -> ``critic_loss`` -> ``actor_loss`` -> ``entropy_loss`` -> targets.
+
+Every recurrent computation over a window goes step by step through time from the stored
+state (after an optional burn-in), with the state zeroed where an episode starts; the
+one-step ``"stored_state"`` mode is the special case of windows of length 1.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from velora._checks import finite_float
+from velora.agents.base import (
+    Hidden,
+    OffPolicyAgent,
+    ReplayMode,
+    Window,
+    merge_time,
+    polyak_update,
+    states_before_each_step,
+)
+from velora.envs import EnvLike
+from velora.models import LiquidNCPNetwork
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+def squashed_gaussian(actor_out: torch.Tensor, deterministic: bool = False
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Actions in ``[-1, 1]`` and their log-probabilities from the actor's raw output.
+
+    ``actor_out`` ``(..., 2 * act_dim)`` holds the Gaussian mean and an unbounded log-std
+    (mapped into ``[LOG_STD_MIN, LOG_STD_MAX]``). The sample is reparameterised, so gradients
+    flow to the actor; ``tanh`` squashing is corrected in the log-probability.
+    Returns ``action (..., act_dim)``, ``log_prob (...)``.
+    """
+    mean, raw_log_std = actor_out.chunk(2, dim=-1)
+    if deterministic:
+        action = torch.tanh(mean)
+        return action, torch.zeros(action.shape[:-1], device=action.device)
+    log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw_log_std) + 1.0)
+    std = log_std.exp()
+    noise = torch.randn_like(mean)
+    u = mean + std * noise
+    action = torch.tanh(u)
+    # log N(u; mean, std) - log|d tanh(u)/du|, with log(1 - tanh(u)^2) in a stable form.
+    gaussian = -0.5 * noise.pow(2) - log_std - 0.5 * math.log(2.0 * math.pi)
+    log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+    return action, (gaussian - log_det).sum(dim=-1)
+
+
+class LiquidSAC(OffPolicyAgent):
+    """Soft Actor-Critic with liquid NCP actor and twin liquid NCP critics, for Box actions.
+
+    Args:
+        env: a ``gymnasium.Env``, an env id (``"Pendulum-v1"``), or a same-step-autoreset
+            ``gymnasium.vector.VectorEnv``.
+        n_neurons: actor circuit size (inter + command neurons).
+        critic_neurons: each critic's circuit size.
+        sparsity_level: fraction of possible synapses left out of every circuit.
+        replay: ``"stored_state"`` (default) — one-step updates from single transitions and the
+            states stored with them: cheapest, and exact for the networks that acted;
+            ``"sequence"`` — windows of ``seq_len`` steps after ``burn_in`` steps that refresh
+            the stored state, with gradients through time; use it when the observation does not
+            reveal the state (partial observability).
+        seq_len: training steps per window (sequence mode).
+        burn_in: steps before each window that only refresh the state (sequence mode).
+        buffer_size: transitions kept, over all envs.
+        batch_size: windows (or transitions) per update.
+        learning_starts: env steps of uniform random actions before updates start.
+        train_freq: env iterations (one step of every env) between update rounds.
+        gradient_steps: updates per round.
+        gamma: discount factor in ``(0, 1]``.
+        tau: Polyak rate of the target critics in ``(0, 1]``.
+        actor_lr, critic_lr, alpha_lr: Adam learning rates.
+        init_alpha: starting entropy coefficient.
+        target_entropy: ``"auto"`` (``-act_dim``) or a number.
+        num_envs: copies of an env id to step together.
+        vectorization: ``"sync"`` (same process) or ``"async"`` (subprocesses).
+        device: torch device.
+        seed: seeds the networks, the env, its action space, numpy and torch.
+    """
+
+    algorithm = "sac"
+    action_kind = "box"
+
+    def __init__(
+        self,
+        env: EnvLike,
+        *,
+        n_neurons: int = 16,
+        critic_neurons: int = 32,
+        sparsity_level: float = 0.5,
+        replay: ReplayMode = "stored_state",
+        seq_len: int = 16,
+        burn_in: int = 8,
+        buffer_size: int = 1_000_000,
+        batch_size: int = 256,
+        learning_starts: int = 1000,
+        train_freq: int = 1,
+        gradient_steps: int = 1,
+        gamma: float = 0.99,
+        tau: float = 0.005,
+        actor_lr: float = 1e-3,
+        critic_lr: float = 1e-3,
+        alpha_lr: float = 1e-3,
+        init_alpha: float = 1.0,
+        target_entropy: float | Literal["auto"] = "auto",
+        num_envs: int = 1,
+        vectorization: Literal["sync", "async"] = "sync",
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+    ) -> None:
+        actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
+        critic_lr = finite_float("critic_lr", critic_lr, low=0.0, low_open=True)
+        alpha_lr = finite_float("alpha_lr", alpha_lr, low=0.0, low_open=True)
+        init_alpha = finite_float("init_alpha", init_alpha, low=0.0, low_open=True)
+        if target_entropy != "auto":
+            target_entropy = finite_float("target_entropy", target_entropy)
+        super().__init__(
+            env, n_neurons=n_neurons, critic_neurons=critic_neurons,
+            sparsity_level=sparsity_level, replay=replay, seq_len=seq_len, burn_in=burn_in,
+            buffer_size=buffer_size, batch_size=batch_size, learning_starts=learning_starts,
+            train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
+            num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
+        )
+        self.config = {
+            "n_neurons": n_neurons, "critic_neurons": critic_neurons,
+            "sparsity_level": sparsity_level, "replay": replay, "seq_len": seq_len,
+            "burn_in": burn_in, "buffer_size": buffer_size, "batch_size": batch_size,
+            "learning_starts": learning_starts, "train_freq": train_freq,
+            "gradient_steps": gradient_steps, "gamma": gamma, "tau": tau, "actor_lr": actor_lr,
+            "critic_lr": critic_lr, "alpha_lr": alpha_lr, "init_alpha": init_alpha,
+            "target_entropy": target_entropy, "num_envs": self.num_envs,
+            "vectorization": vectorization, "seed": seed,
+        }
+
+        def seed_of(k: int) -> int | None:
+            return None if seed is None else seed + k
+
+        # 1. Networks: actor -> (mean, log_std); two critics Q(observation, action).
+        self.actor = LiquidNCPNetwork(self.obs_dim, n_neurons, 2 * self.act_dim,
+                                      sparsity_level=sparsity_level, seed=seed_of(0),
+                                      device=self.device)
+        self.critics = nn.ModuleList([
+            LiquidNCPNetwork(self.obs_dim + self.act_dim, critic_neurons, 1,
+                             sparsity_level=sparsity_level, seed=seed_of(k), device=self.device)
+            for k in (1, 2)
+        ])
+        self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
+        self.critic_hidden = self.critics[0].hidden_size
+        self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critic_hidden}
+
+        self.target_entropy = -float(self.act_dim) if target_entropy == "auto" \
+            else float(target_entropy)
+        self.log_alpha = torch.tensor(math.log(init_alpha), device=self.device,
+                                      requires_grad=True)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=actor_lr)
+        self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=critic_lr)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=alpha_lr)
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """The entropy coefficient ``exp(log_alpha)`` (no gradient)."""
+        return self.log_alpha.detach().exp()
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor, "critics": self.critics,
+                "critic_targets": self.critic_targets}
+
+    # ---------------------------------------------------------------- 2. acting
+    def policy_step(self, obs: torch.Tensor, hidden: Hidden, deterministic: bool
+                    ) -> tuple[torch.Tensor, Hidden]:
+        out, h_actor = self.actor.step(obs, hidden["actor"])
+        action, _ = squashed_gaussian(out, deterministic)
+        return action, {"actor": h_actor}
+
+    def memory_step(self, obs: torch.Tensor, actions: torch.Tensor, hidden: Hidden) -> Hidden:
+        x = torch.cat([obs, actions], dim=-1)
+        states = hidden["critic"].split(self.critic_hidden, dim=-1)
+        return {"critic": torch.cat([critic.step(x, h)[1]
+                                     for critic, h in zip(self.critics, states, strict=True)],
+                                    dim=-1)}
+
+    # ---------------------------------------------------------------- 3. the update
+    def burn_in_states(self, window: Window) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """States at the first training step of each window: the stored states, run without
+        gradient through the first ``burn_in`` steps so they match the current networks."""
+        h_critics = list(window.hiddens["critic"].split(self.critic_hidden, dim=-1))
+        states: dict[str, torch.Tensor | list[torch.Tensor]] = {
+            "actor": window.hiddens["actor"], "critics": h_critics,
+            "targets": list(h_critics),  # targets start from the online critics' stored state
+        }
+        if self.burn_in_steps == 0:
+            return states
+        prefix = window.slice(0, self.burn_in_steps)
+        x = torch.cat([prefix.observations, prefix.actions], dim=-1)
+        with torch.no_grad():
+            states["actor"] = self.actor(prefix.observations, states["actor"], prefix.resets)[1]
+            states["critics"] = [net(x, h, prefix.resets)[1]
+                                 for net, h in zip(self.critics, states["critics"], strict=True)]
+            states["targets"] = [net(x, h, prefix.resets)[1] for net, h in
+                                 zip(self.critic_targets, states["targets"], strict=True)]
+        return states
+
+    def critic_loss(self, w: Window, states: dict, actor_h_seq: torch.Tensor
+                    ) -> tuple[torch.Tensor, list[torch.Tensor], dict[str, torch.Tensor]]:
+        """Soft Bellman error of both critics over the window.
+
+        Target for step ``t``: ``r_t + gamma * (1 - terminated_t) * (min_k Q'_k(o'_t, a'_t) -
+        alpha * log pi(a'_t))`` with ``a'_t ~ pi(. | o'_t)``. Each network evaluates the next
+        observation from the state it reached *after* step ``t`` of its own unroll.
+        Returns the loss, each critic's state sequence (for the actor loss) and logs.
+        """
+        x = torch.cat([w.observations, w.actions], dim=-1)
+        batch, time = w.batch_size, w.length
+        with torch.no_grad():
+            next_out, _ = self.actor.step(merge_time(w.next_observations),
+                                          merge_time(actor_h_seq))
+            next_action, next_log_prob = squashed_gaussian(next_out)
+            next_x = torch.cat([merge_time(w.next_observations), next_action], dim=-1)
+            target_qs = []
+            for target, h0 in zip(self.critic_targets, states["targets"], strict=True):
+                _, h_seq = target.unroll(x, h0, w.resets)
+                target_qs.append(target.step(next_x, merge_time(h_seq))[0])
+            next_value = torch.min(*target_qs).view(batch, time) \
+                - self.alpha * next_log_prob.view(batch, time)
+            target_q = w.rewards + self.gamma * (~w.terminated).float() * next_value
+
+        loss, h_seqs, q_values = 0.0, [], []
+        for critic, h0 in zip(self.critics, states["critics"], strict=True):
+            q, h_seq = critic.unroll(x, h0, w.resets)
+            loss = loss + w.masked_mean((q.squeeze(-1) - target_q).pow(2))
+            h_seqs.append(h_seq)
+            q_values.append(q.squeeze(-1))
+        return loss, h_seqs, {"mean_q": w.masked_mean(q_values[0]).detach()}
+
+    def actor_loss(self, w: Window, states: dict, actor_out: torch.Tensor,
+                   critic_h_seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``E[alpha * log pi(a|o) - min_k Q_k(o, a)]`` with ``a ~ pi`` reparameterised; each
+        critic judges the action from the state it had *before* the step. Returns the loss and
+        the log-probabilities (for the entropy loss)."""
+        action, log_prob = squashed_gaussian(actor_out)
+        x = torch.cat([merge_time(w.observations), merge_time(action)], dim=-1)
+        qs = []
+        for critic, h0, h_seq in zip(self.critics, states["critics"], critic_h_seqs, strict=True):
+            h_before = states_before_each_step(h0, h_seq.detach(), w.resets)
+            qs.append(critic.step(x, merge_time(h_before))[0])
+        q = torch.min(*qs).view(w.batch_size, w.length)
+        return w.masked_mean(self.alpha * log_prob - q), log_prob
+
+    def entropy_loss(self, w: Window, log_prob: torch.Tensor) -> torch.Tensor:
+        """Automatic entropy tuning: push the policy's entropy towards ``target_entropy``."""
+        return -w.masked_mean(self.log_alpha * (log_prob.detach() + self.target_entropy))
+
+    def update(self, window: Window) -> dict[str, torch.Tensor]:
+        """One SAC gradient step on a replay window; returns detached scalars to log."""
+        states = self.burn_in_states(window)
+        w = window.slice(self.burn_in_steps)
+
+        # The actor's unroll serves both the targets (its states, detached) and its own loss.
+        actor_out, actor_h_seq = self.actor.unroll(w.observations, states["actor"], w.resets)
+
+        critic_loss, critic_h_seqs, logs = self.critic_loss(w, states, actor_h_seq.detach())
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        actor_loss, log_prob = self.actor_loss(w, states, actor_out, critic_h_seqs)
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optimizer.step()
+
+        alpha_loss = self.entropy_loss(w, log_prob)
+        self.alpha_optimizer.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_optimizer.step()
+
+        polyak_update(self.critics, self.critic_targets, self.tau)
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+                "ent_coef": self.alpha, "ent_coef_loss": alpha_loss.detach(), **logs}

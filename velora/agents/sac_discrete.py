@@ -1,0 +1,222 @@
+"""Liquid discrete SAC: Soft Actor-Critic for Discrete actions (Christodoulou, 2019) with
+liquid NCP actor and critics.
+
+Read top to bottom:
+
+1. ``__init__``: a liquid actor giving one logit per action, two liquid critics giving one
+   Q-value per action from the observation alone, their Polyak targets, and the entropy
+   coefficient (target entropy ``target_entropy_scale * log(n_actions)``).
+2. ``policy_step`` / ``memory_step`` act: sample (or take the most likely) action; the
+   critics advance their memory on the same observations.
+3. ``update``: ``burn_in_states`` -> ``critic_loss`` -> ``actor_loss`` -> ``entropy_loss`` ->
+   targets. With a discrete policy every expectation over actions is an exact sum.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from velora._checks import finite_float
+from velora.agents.base import Hidden, OffPolicyAgent, ReplayMode, Window, merge_time, polyak_update
+from velora.envs import EnvLike
+from velora.models import LiquidNCPNetwork
+
+
+class LiquidSACDiscrete(OffPolicyAgent):
+    """Discrete-action SAC with liquid NCP actor and twin liquid NCP critics.
+
+    Arguments as :class:`~velora.agents.LiquidSAC`, except:
+        target_entropy_scale: the entropy target is ``target_entropy_scale * log(n_actions)``
+            (the maximum entropy times this fraction).
+    """
+
+    algorithm = "sac_discrete"
+    action_kind = "discrete"
+
+    def __init__(
+        self,
+        env: EnvLike,
+        *,
+        n_neurons: int = 16,
+        critic_neurons: int = 32,
+        sparsity_level: float = 0.5,
+        replay: ReplayMode = "stored_state",
+        seq_len: int = 16,
+        burn_in: int = 8,
+        buffer_size: int = 1_000_000,
+        batch_size: int = 256,
+        learning_starts: int = 1000,
+        train_freq: int = 1,
+        gradient_steps: int = 1,
+        gamma: float = 0.99,
+        tau: float = 0.005,
+        actor_lr: float = 1e-3,
+        critic_lr: float = 1e-3,
+        alpha_lr: float = 1e-3,
+        init_alpha: float = 1.0,
+        target_entropy_scale: float = 0.5,
+        num_envs: int = 1,
+        vectorization: Literal["sync", "async"] = "sync",
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+    ) -> None:
+        actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
+        critic_lr = finite_float("critic_lr", critic_lr, low=0.0, low_open=True)
+        alpha_lr = finite_float("alpha_lr", alpha_lr, low=0.0, low_open=True)
+        init_alpha = finite_float("init_alpha", init_alpha, low=0.0, low_open=True)
+        target_entropy_scale = finite_float("target_entropy_scale", target_entropy_scale,
+                                            low=0.0, high=1.0)
+        super().__init__(
+            env, n_neurons=n_neurons, critic_neurons=critic_neurons,
+            sparsity_level=sparsity_level, replay=replay, seq_len=seq_len, burn_in=burn_in,
+            buffer_size=buffer_size, batch_size=batch_size, learning_starts=learning_starts,
+            train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
+            num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
+        )
+        self.config = {
+            "n_neurons": n_neurons, "critic_neurons": critic_neurons,
+            "sparsity_level": sparsity_level, "replay": replay, "seq_len": seq_len,
+            "burn_in": burn_in, "buffer_size": buffer_size, "batch_size": batch_size,
+            "learning_starts": learning_starts, "train_freq": train_freq,
+            "gradient_steps": gradient_steps, "gamma": gamma, "tau": tau, "actor_lr": actor_lr,
+            "critic_lr": critic_lr, "alpha_lr": alpha_lr, "init_alpha": init_alpha,
+            "target_entropy_scale": target_entropy_scale, "num_envs": self.num_envs,
+            "vectorization": vectorization, "seed": seed,
+        }
+
+        def seed_of(k: int) -> int | None:
+            return None if seed is None else seed + k
+
+        # 1. Networks: actor -> logits; two critics -> Q(observation, every action).
+        n_actions = self.act_dim
+        self.actor = LiquidNCPNetwork(self.obs_dim, n_neurons, n_actions,
+                                      sparsity_level=sparsity_level, seed=seed_of(0),
+                                      device=self.device)
+        self.critics = nn.ModuleList([
+            LiquidNCPNetwork(self.obs_dim, critic_neurons, n_actions,
+                             sparsity_level=sparsity_level, seed=seed_of(k), device=self.device)
+            for k in (1, 2)
+        ])
+        self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
+        self.critic_hidden = self.critics[0].hidden_size
+        self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critic_hidden}
+
+        self.target_entropy = target_entropy_scale * math.log(n_actions)
+        self.log_alpha = torch.tensor(math.log(init_alpha), device=self.device,
+                                      requires_grad=True)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=actor_lr)
+        self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=critic_lr)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=alpha_lr)
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.detach().exp()
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor, "critics": self.critics,
+                "critic_targets": self.critic_targets}
+
+    # ---------------------------------------------------------------- 2. acting
+    def policy_step(self, obs: torch.Tensor, hidden: Hidden, deterministic: bool
+                    ) -> tuple[torch.Tensor, Hidden]:
+        logits, h_actor = self.actor.step(obs, hidden["actor"])
+        if deterministic:
+            action = logits.argmax(dim=-1)
+        else:
+            action = torch.distributions.Categorical(logits=logits).sample()
+        return action, {"actor": h_actor}
+
+    def memory_step(self, obs: torch.Tensor, actions: torch.Tensor, hidden: Hidden) -> Hidden:
+        states = hidden["critic"].split(self.critic_hidden, dim=-1)
+        return {"critic": torch.cat([critic.step(obs, h)[1]
+                                     for critic, h in zip(self.critics, states, strict=True)],
+                                    dim=-1)}
+
+    # ---------------------------------------------------------------- 3. the update
+    def burn_in_states(self, window: Window) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """Stored states refreshed over the first ``burn_in`` steps, without gradient."""
+        h_critics = list(window.hiddens["critic"].split(self.critic_hidden, dim=-1))
+        states: dict[str, torch.Tensor | list[torch.Tensor]] = {
+            "actor": window.hiddens["actor"], "critics": h_critics, "targets": list(h_critics)}
+        if self.burn_in_steps == 0:
+            return states
+        p = window.slice(0, self.burn_in_steps)
+        with torch.no_grad():
+            states["actor"] = self.actor(p.observations, states["actor"], p.resets)[1]
+            states["critics"] = [net(p.observations, h, p.resets)[1]
+                                 for net, h in zip(self.critics, states["critics"], strict=True)]
+            states["targets"] = [net(p.observations, h, p.resets)[1] for net, h in
+                                 zip(self.critic_targets, states["targets"], strict=True)]
+        return states
+
+    def critic_loss(self, w: Window, states: dict, actor_h_seq: torch.Tensor
+                    ) -> tuple[torch.Tensor, list[torch.Tensor], dict[str, torch.Tensor]]:
+        """Soft Bellman error; the next state's value is the exact expectation
+        ``sum_a pi(a|o') [min_k Q'_k(o', a) - alpha log pi(a|o')]``."""
+        with torch.no_grad():
+            next_obs = merge_time(w.next_observations)
+            next_logits, _ = self.actor.step(next_obs, merge_time(actor_h_seq))
+            next_log_pi = F.log_softmax(next_logits, dim=-1)
+            target_qs = []
+            for target, h0 in zip(self.critic_targets, states["targets"], strict=True):
+                _, h_seq = target.unroll(w.observations, h0, w.resets)
+                target_qs.append(target.step(next_obs, merge_time(h_seq))[0])
+            next_value = (next_log_pi.exp() * (torch.min(*target_qs) - self.alpha * next_log_pi)
+                          ).sum(dim=-1).view(w.batch_size, w.length)
+            target_q = w.rewards + self.gamma * (~w.terminated).float() * next_value
+
+        loss, q_alls = 0.0, []
+        taken = w.actions.long().unsqueeze(-1)
+        for critic, h0 in zip(self.critics, states["critics"], strict=True):
+            q_all, _ = critic.unroll(w.observations, h0, w.resets)
+            q = q_all.gather(-1, taken).squeeze(-1)
+            loss = loss + w.masked_mean((q - target_q).pow(2))
+            q_alls.append(q_all)
+        return loss, q_alls, {"mean_q": w.masked_mean(q_alls[0].gather(-1, taken).squeeze(-1))
+                              .detach()}
+
+    def actor_loss(self, w: Window, actor_out: torch.Tensor, q_alls: list[torch.Tensor]
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``E_o[ sum_a pi(a|o) (alpha log pi(a|o) - min_k Q_k(o, a)) ]``; the critics' values
+        come from their own unrolls (detached). Returns the loss, probabilities and
+        log-probabilities (for the entropy loss)."""
+        log_pi = F.log_softmax(actor_out, dim=-1)
+        pi = log_pi.exp()
+        q = torch.min(*[q_all.detach() for q_all in q_alls])
+        return w.masked_mean((pi * (self.alpha * log_pi - q)).sum(dim=-1)), pi, log_pi
+
+    def entropy_loss(self, w: Window, pi: torch.Tensor, log_pi: torch.Tensor) -> torch.Tensor:
+        """Move alpha so the policy's entropy approaches ``target_entropy``."""
+        entropy = -(pi.detach() * log_pi.detach()).sum(dim=-1)
+        return w.masked_mean(self.log_alpha * (entropy - self.target_entropy))
+
+    def update(self, window: Window) -> dict[str, torch.Tensor]:
+        """One discrete-SAC gradient step on a replay window; returns scalars to log."""
+        states = self.burn_in_states(window)
+        w = window.slice(self.burn_in_steps)
+        actor_out, actor_h_seq = self.actor.unroll(w.observations, states["actor"], w.resets)
+
+        critic_loss, q_alls, logs = self.critic_loss(w, states, actor_h_seq.detach())
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        actor_loss, pi, log_pi = self.actor_loss(w, actor_out, q_alls)
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optimizer.step()
+
+        alpha_loss = self.entropy_loss(w, pi, log_pi)
+        self.alpha_optimizer.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_optimizer.step()
+
+        polyak_update(self.critics, self.critic_targets, self.tau)
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+                "ent_coef": self.alpha, "ent_coef_loss": alpha_loss.detach(), **logs}

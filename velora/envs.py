@@ -1,0 +1,139 @@
+"""Environments: turning what a user passes into a same-step-autoreset vector env, space
+checks, and partial-observability wrappers (registered as ``velora/...`` ids).
+
+Gymnasium 1.x vector envs reset an ended sub-env on the *next* ``step`` by default, which
+would hand the agent a fake "reset" transition. velora always steps vector envs in
+``AutoresetMode.SAME_STEP``: a finished sub-env returns its first new observation at once
+and the true last observation in ``info["final_obs"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
+__all__ = [
+    "MaskObservation",
+    "check_action_space",
+    "check_observation_space",
+    "make_env",
+    "make_vector_env",
+]
+
+EnvLike = gym.Env | VectorEnv | str
+
+
+class MaskObservation(gym.ObservationWrapper):
+    """Keep only some entries of a 1-D Box observation, to make an environment partially
+    observable (e.g. Pendulum without its angular velocity).
+
+    Args:
+        env: an environment with a 1-D ``Box`` observation space.
+        keep: indices of the observation entries the agent may see.
+    """
+
+    def __init__(self, env: gym.Env, keep: Sequence[int]) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+            raise ValueError(f"MaskObservation needs a 1-D Box observation space, got {space}")
+        keep = [int(i) for i in keep]
+        if not keep or any(i < 0 or i >= space.shape[0] for i in keep):
+            raise ValueError(f"keep must be non-empty indices in [0, {space.shape[0]}), got {keep}")
+        self.keep = np.asarray(keep)
+        self.observation_space = gym.spaces.Box(space.low[self.keep], space.high[self.keep],
+                                                dtype=space.dtype)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return observation[self.keep]
+
+
+def _pendulum_masked(keep: Sequence[int]) -> Callable[..., gym.Env]:
+    def make(**kwargs: object) -> gym.Env:
+        return MaskObservation(gym.make("Pendulum-v1", **kwargs), keep)
+    return make
+
+
+# Pendulum's observation is [cos θ, sin θ, θ̇].
+PARTIAL_OBSERVABILITY_ENVS = {
+    "velora/PendulumNoVel-v1": ([0, 1], "Pendulum-v1 seeing only cos θ and sin θ"),
+    "velora/PendulumVelOnly-v1": ([2], "Pendulum-v1 seeing only the angular velocity θ̇"),
+}
+for _env_id, (_keep, _doc) in PARTIAL_OBSERVABILITY_ENVS.items():
+    if _env_id not in gym.registry:
+        gym.register(_env_id, entry_point=_pendulum_masked(_keep), max_episode_steps=None)
+
+
+def check_observation_space(space: gym.Space) -> gym.spaces.Box:
+    """velora's networks read flat float features: observations must be a ``Box``."""
+    if not isinstance(space, gym.spaces.Box):
+        raise ValueError(
+            f"observation space {space} is not supported: velora agents need a Box observation "
+            f"space (Dict, Tuple, Discrete and other spaces can be flattened with "
+            f"gymnasium.wrappers.FlattenObservation first)"
+        )
+    return space
+
+
+def check_action_space(space: gym.Space, kind: Literal["box", "discrete"], agent: str
+                       ) -> gym.spaces.Box | gym.spaces.Discrete:
+    """Box actions need finite bounds; discrete agents need ``Discrete`` actions."""
+    if kind == "box":
+        if not isinstance(space, gym.spaces.Box):
+            hint = " (use LiquidSACDiscrete for Discrete actions)" \
+                if isinstance(space, gym.spaces.Discrete) else ""
+            raise ValueError(f"action space {space} is not supported by {agent}: it needs a "
+                             f"Box action space{hint}")
+        if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+            raise ValueError(f"action space {space} has infinite bounds: {agent} squashes "
+                             f"actions into [low, high], so both must be finite")
+        return space
+    if not isinstance(space, gym.spaces.Discrete):
+        hint = " (use LiquidSAC or LiquidDDPG for Box actions)" \
+            if isinstance(space, gym.spaces.Box) else ""
+        raise ValueError(f"action space {space} is not supported by {agent}: it needs a "
+                         f"Discrete action space{hint}")
+    return space
+
+
+def make_env(env_id: str, **kwargs: object) -> gym.Env:
+    """``gymnasium.make`` with velora's ids registered."""
+    return gym.make(env_id, **kwargs)
+
+
+def make_vector_env(env: EnvLike, num_envs: int = 1,
+                    vectorization: Literal["sync", "async"] = "sync") -> VectorEnv:
+    """Return a same-step-autoreset vector env for an env id, an env, or a vector env.
+
+    * ``str``: ``num_envs`` copies made with :func:`make_env`, stepped in this process
+      (``"sync"``) or in subprocesses (``"async"``).
+    * ``gymnasium.Env``: wrapped as a one-env ``SyncVectorEnv`` (``num_envs`` must be 1).
+    * ``gymnasium.vector.VectorEnv``: used as is; it must be in ``AutoresetMode.SAME_STEP``.
+    """
+    if isinstance(env, str):
+        fns = [lambda: make_env(env) for _ in range(num_envs)]
+        cls = {"sync": SyncVectorEnv, "async": AsyncVectorEnv}.get(vectorization)
+        if cls is None:
+            raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
+        return cls(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    if isinstance(env, VectorEnv):
+        mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        if mode != AutoresetMode.SAME_STEP:
+            raise ValueError(
+                f"the vector env's autoreset_mode is {mode}; velora needs "
+                f"AutoresetMode.SAME_STEP so that no reset step is stored as a transition: build "
+                f"it with autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP, or pass an env "
+                f"id and num_envs"
+            )
+        return env
+    if isinstance(env, gym.Env):
+        if num_envs != 1:
+            raise ValueError(f"num_envs must be 1 when a single gymnasium.Env instance is given, "
+                             f"got {num_envs}; pass an env id to make several copies")
+        return SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.SAME_STEP)
+    raise ValueError(f"env must be a gymnasium.Env, a gymnasium.vector.VectorEnv or an env id "
+                     f"string, got {type(env).__name__}")
