@@ -48,5 +48,8 @@ class CountingEnv(gym.Env):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _one_thread_in_a_scratch_folder(tmp_path, monkeypatch):
+    """One torch thread (the suite is timed on 2 cores) and a scratch working directory, so
+    the default ``runs/`` TensorBoard folders land in a temporary place."""
     torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)

@@ -137,3 +137,102 @@ def make_vector_env(env: EnvLike, num_envs: int = 1,
         return SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.SAME_STEP)
     raise ValueError(f"env must be a gymnasium.Env, a gymnasium.vector.VectorEnv or an env id "
                      f"string, got {type(env).__name__}")
+
+
+# --------------------------------------------------------------------------- env state
+_SIMPLE = (bool, int, float, str, type(None))
+
+
+def _encode(value: object) -> object:
+    """A JSON form of simple values (numbers, arrays, numpy RNGs); ``_SKIP`` for the rest."""
+    if isinstance(value, _SIMPLE):
+        return {"v": value}
+    if isinstance(value, np.generic):
+        return {"np": value.item(), "dtype": str(value.dtype)}
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return {"array": value.tolist(), "dtype": str(value.dtype), "shape": list(value.shape)}
+    if isinstance(value, np.random.Generator):
+        return {"generator": value.bit_generator.state}
+    if isinstance(value, (tuple, list)) and all(isinstance(v, _SIMPLE) for v in value):
+        return {"seq": list(value), "tuple": isinstance(value, tuple)}
+    return _SKIP
+
+
+def _decode(current: object, encoded: dict) -> object:
+    if "v" in encoded:
+        return encoded["v"]
+    if "np" in encoded:
+        return np.dtype(encoded["dtype"]).type(encoded["np"])
+    if "array" in encoded:
+        return np.asarray(encoded["array"], dtype=encoded["dtype"]).reshape(encoded["shape"])
+    if "generator" in encoded:
+        generator = current if isinstance(current, np.random.Generator) \
+            else np.random.default_rng()
+        generator.bit_generator.state = encoded["generator"]
+        return generator
+    return tuple(encoded["seq"]) if encoded["tuple"] else list(encoded["seq"])
+
+
+_SKIP = object()
+
+
+def _is_opaque(name: str, value: object) -> bool:
+    """True for attribute values that hold state but are not plain data (e.g. a physics
+    engine handle); configuration objects (spaces, specs, wrapped envs, dicts) are not state."""
+    if isinstance(value, (gym.Env, gym.Space, dict)) or value is None:
+        return False
+    if name in {"spec", "_cached_spec", "_previous_data"}:
+        return False
+    return isinstance(value, (np.ndarray, tuple, list)) or hasattr(value, "__dict__")
+
+
+def _layers(env: gym.Env) -> list[gym.Env]:
+    layers = [env]
+    while hasattr(layers[-1], "env") and isinstance(layers[-1].env, gym.Env):
+        layers.append(layers[-1].env)
+    return layers
+
+
+def capture_env_state(env: VectorEnv) -> dict | None:
+    """The state of a ``SyncVectorEnv`` whose sub-envs keep their state in plain Python
+    attributes (numbers, arrays, numpy RNGs) — true of Gymnasium's classic-control and toy-text
+    envs and of their standard wrappers — as JSON-able data, or ``None`` when it cannot be
+    captured (``AsyncVectorEnv``, or envs with physics engines or other opaque state)."""
+    if not isinstance(env, SyncVectorEnv):
+        return None
+    subs = []
+    for sub in env.envs:
+        layers = []
+        for layer in _layers(sub):
+            attrs = {}
+            for name, value in vars(layer).items():
+                encoded = _encode(value)
+                if encoded is not _SKIP:
+                    attrs[name] = encoded
+                elif _is_opaque(name, value):
+                    return None  # state we cannot restore faithfully
+            layers.append({"type": type(layer).__name__, "attrs": attrs})
+        subs.append(layers)
+    vector = {name: _encode(getattr(env, name)) for name in
+              ("_observations", "_rewards", "_terminations", "_truncations", "_autoreset_envs")}
+    return {"sub_envs": subs, "vector": {k: v for k, v in vector.items() if v is not _SKIP}}
+
+
+def restore_env_state(env: VectorEnv, state: dict) -> None:
+    """Put back what :func:`capture_env_state` captured; ``ValueError`` if the env differs."""
+    if not isinstance(env, SyncVectorEnv) or len(env.envs) != len(state["sub_envs"]):
+        raise ValueError("the saved env state needs a SyncVectorEnv with "
+                         f"{len(state['sub_envs'])} sub-envs")
+    for sub, saved_layers in zip(env.envs, state["sub_envs"], strict=True):
+        layers = _layers(sub)
+        if [type(x).__name__ for x in layers] != [x["type"] for x in saved_layers]:
+            raise ValueError("the saved env state was captured from a different wrapper chain: "
+                             f"{[x['type'] for x in saved_layers]}")
+        for layer, saved in zip(layers, saved_layers, strict=True):
+            for name, encoded in saved["attrs"].items():
+                setattr(layer, name, _decode(getattr(layer, name, None), encoded))
+    for name, encoded in state["vector"].items():
+        setattr(env, name, _decode(getattr(env, name, None), encoded))
+    # SyncVectorEnv keeps each sub-env's last observation in _env_obs too.
+    if hasattr(env, "_env_obs") and "_observations" in state["vector"]:
+        env._env_obs = [np.array(o) for o in env._observations]

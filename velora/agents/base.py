@@ -8,25 +8,34 @@ provide the methods listed under "Algorithm interface" below.
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
+from tqdm.auto import tqdm
 
 from velora._checks import finite_float, non_negative_int, positive_int
 from velora.buffers import ReplayBuffer
+from velora.callbacks import as_callbacks
+from velora.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from velora.envs import (
     EnvLike,
+    capture_env_state,
     check_action_space,
     check_observation_space,
     make_env,
     make_vector_env,
+    restore_env_state,
 )
+from velora.logger import RunLogger
 
 Hidden = dict[str, torch.Tensor]
 ReplayMode = Literal["stored_state", "sequence"]
@@ -87,6 +96,33 @@ def states_before_each_step(h0: torch.Tensor, h_seq: torch.Tensor, resets: torch
     return before * (~resets).unsqueeze(-1).to(before.dtype)
 
 
+def describe_action_space(space: gym.Space) -> dict[str, Any]:
+    """A JSON description of an action space, to check a checkpoint against an env."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"discrete": int(space.n)}
+    return {"shape": list(space.shape), "low": np.asarray(space.low).tolist(),
+            "high": np.asarray(space.high).tolist()}
+
+
+AGENT_CLASSES: dict[str, type[OffPolicyAgent]] = {}
+
+
+def constructor_config(init: Any, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters an agent was built with, from its ``__init__``'s arguments:
+    every keyword argument except ``env`` and ``device`` (JSON-able, saved in checkpoints)."""
+    import inspect
+
+    names = [p.name for p in inspect.signature(init).parameters.values()
+             if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "device"]
+    return {name: arguments[name] for name in names}
+
+
+def load_agent(path: str | Path, env: EnvLike | None = None, *,
+               device: str | torch.device | None = None) -> OffPolicyAgent:
+    """Load any velora agent checkpoint as an agent of the class that saved it."""
+    return OffPolicyAgent.load(path, env, device=device)
+
+
 def polyak_update(online: torch.nn.Module, target: torch.nn.Module, tau: float) -> None:
     """``target <- (1 - tau) * target + tau * online``, in place, for parameters only."""
     with torch.no_grad():
@@ -112,6 +148,10 @@ class OffPolicyAgent:
 
     algorithm: ClassVar[str] = "base"
     action_kind: ClassVar[Literal["box", "discrete"]] = "box"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        AGENT_CLASSES[cls.__name__] = cls  # so that checkpoints of subclasses load too
 
     def __init__(
         self,
@@ -201,6 +241,11 @@ class OffPolicyAgent:
         self._episode_return = np.zeros(self.num_envs)
         self._episode_length = np.zeros(self.num_envs, dtype=np.int64)
         self.buffer: ReplayBuffer | None = None
+        self.logger: RunLogger | None = None
+        self.log_dir: Path | None = None
+        self.last_sps = 0.0
+        self.train_metrics: dict[str, float] = {}
+        self.config: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ algorithm interface
     hidden_sizes: dict[str, int]
@@ -385,8 +430,10 @@ class OffPolicyAgent:
             raise ValueError(f"step {self.num_timesteps}: the env returned a non-finite {name} "
                              f"(nan or inf) for env {int(bad[0])}")
 
-    def learn(self, total_steps: int, *, callbacks: Iterable[Callable[..., Any]] = (),
-              log_interval: int = 1000) -> OffPolicyAgent:
+    def learn(self, total_steps: int, *, callbacks: Iterable[Any] = (),
+              log_dir: str | Path | Literal[False] | None = None, log_interval: int = 100,
+              progress_bar: bool | None = None, resume: str | Path | None = None
+              ) -> OffPolicyAgent:
         """Train for ``total_steps`` more environment steps (counted over all envs).
 
         Each iteration steps every env once; an env whose episode ended gets a zero hidden
@@ -394,8 +441,26 @@ class OffPolicyAgent:
         *before* the step. Random actions are used until ``learning_starts`` steps, then every
         ``train_freq`` iterations ``gradient_steps`` updates run. Truncated episodes are
         bootstrapped from their true final observation; terminated ones are not.
+
+        Args:
+            total_steps: env steps to take; with ``resume``, the step count the whole run
+                should reach (so re-running the same command after a crash finishes it).
+            callbacks: :mod:`velora.callbacks` objects or functions ``f(agent, episode)``.
+            log_dir: TensorBoard folder; ``None`` ->
+                ``runs/<env>__<agent>__<seed>__<time>``; ``False`` -> no event files.
+            log_interval: env steps between ``train/*`` and ``time/fps`` points.
+            progress_bar: a tqdm bar; ``None`` shows it only when stderr is a terminal.
+            resume: a checkpoint written by :meth:`save` (with ``include_buffer=True`` for an
+                exact continuation) whose whole training state this agent takes over first.
         """
         total_steps = positive_int("total_steps", total_steps)
+        log_interval = positive_int("log_interval", log_interval)
+        hooks = as_callbacks(callbacks)
+        if resume is not None:
+            self._restore(resume, training=True)
+            target = max(total_steps, self.num_timesteps)
+        else:
+            target = self.num_timesteps + total_steps
         if self.buffer is None:
             self.buffer = self.make_buffer()
         n = self.num_envs
@@ -407,63 +472,118 @@ class OffPolicyAgent:
             self._last_hidden = self.initial_hidden(n)
         obs, hidden = self._last_obs, self._last_hidden
         assert hidden is not None
-        target = self.num_timesteps + total_steps
-        iteration = 0
-        self.train_metrics: dict[str, float] = {}
+
+        self.logger = self._open_logger(log_dir) if log_dir is not False else None
+        if self.logger is None:
+            self.log_dir = None
+        if progress_bar is None:
+            progress_bar = sys.stderr.isatty()
+        bar = tqdm(total=target - self.num_timesteps, disable=not progress_bar, unit="step",
+                   dynamic_ncols=True, desc=type(self).__name__)
         start_time, start_steps = time.perf_counter(), self.num_timesteps
-        while self.num_timesteps < target:
-            warmup = self.num_timesteps < self.learning_starts
-            actions, next_hidden = self.act(self.obs_tensor(obs), hidden, random=warmup)
-            try:
-                next_obs, reward, terminated, truncated, info = self.env.step(
-                    self.to_env_action(actions))
-            except ValueError as err:  # gymnasium's vector env rejects misshapen observations
-                raise ValueError(
-                    f"step {self.num_timesteps + n}: stepping the env failed: {err} (does every "
-                    f"observation fit observation_space {self.observation_space}?)") from err
-            self.num_timesteps += n
-            reward = np.asarray(reward, dtype=np.float64)
-            self._check_step("observation", np.asarray(next_obs, dtype=np.float64), obs_shape)
-            self._check_step("reward", reward, (n,))
-            done = np.logical_or(terminated, truncated)
+        next_log = (self.num_timesteps // log_interval + 1) * log_interval
+        metrics: dict[str, torch.Tensor] = {}
+        for hook in hooks:
+            hook.on_training_start(self)
+        try:
+            while self.num_timesteps < target:
+                warmup = self.num_timesteps < self.learning_starts
+                actions, next_hidden = self.act(self.obs_tensor(obs), hidden, random=warmup)
+                try:
+                    next_obs, reward, terminated, truncated, info = self.env.step(
+                        self.to_env_action(actions))
+                except ValueError as err:  # gymnasium's vector env rejects misshapen obs
+                    raise ValueError(
+                        f"step {self.num_timesteps + n}: stepping the env failed: {err} (does "
+                        f"every observation fit observation_space {self.observation_space}?)"
+                    ) from err
+                self.num_timesteps += n
+                reward = np.asarray(reward, dtype=np.float64)
+                self._check_step("observation", np.asarray(next_obs, dtype=np.float64),
+                                 obs_shape)
+                self._check_step("reward", reward, (n,))
+                done = np.logical_or(terminated, truncated)
 
-            final_obs = np.array(next_obs, dtype=np.float32, copy=True)
-            if "_final_obs" in info and np.any(info["_final_obs"]):
-                for i in np.flatnonzero(info["_final_obs"]):
-                    final_obs[i] = info["final_obs"][i]
-                self._check_step("final observation", final_obs.astype(np.float64), obs_shape)
-            self.buffer.add(obs.reshape(n, -1), actions, reward, final_obs.reshape(n, -1),
-                            terminated, truncated, hidden)
+                final_obs = np.array(next_obs, dtype=np.float32, copy=True)
+                if "_final_obs" in info and np.any(info["_final_obs"]):
+                    for i in np.flatnonzero(info["_final_obs"]):
+                        final_obs[i] = info["final_obs"][i]
+                    self._check_step("final observation", final_obs.astype(np.float64),
+                                     obs_shape)
+                self.buffer.add(obs.reshape(n, -1), actions, reward, final_obs.reshape(n, -1),
+                                terminated, truncated, hidden)
 
-            self._episode_return += reward
-            self._episode_length += 1
-            if np.any(done):
-                keep = torch.as_tensor(~done, device=self.device).unsqueeze(1).float()
-                next_hidden = {k: v * keep for k, v in next_hidden.items()}
-                self.on_episodes_end(done)
-                for i in np.flatnonzero(done):
-                    self.num_episodes += 1
-                    episode = {"r": float(self._episode_return[i]),
-                               "l": int(self._episode_length[i]), "env": int(i),
-                               "step": self.num_timesteps}
-                    self.episode_returns.append(episode["r"])
-                    for callback in callbacks:
-                        callback(self, episode)
-                self._episode_return[done] = 0.0
-                self._episode_length[done] = 0
-            obs, hidden = next_obs, next_hidden
+                self._episode_return += reward
+                self._episode_length += 1
+                if np.any(done):
+                    keep = torch.as_tensor(~done, device=self.device).unsqueeze(1).float()
+                    next_hidden = {k: v * keep for k, v in next_hidden.items()}
+                    self.on_episodes_end(done)
+                    for i in np.flatnonzero(done):
+                        self._finish_episode(int(i), hooks)
+                obs, hidden = next_obs, next_hidden
+                self._last_obs, self._last_hidden = obs, hidden
 
-            iteration += 1
-            if not warmup and iteration % self.train_freq == 0:
-                for _ in range(self.gradient_steps):
-                    metrics = self.update(self.sample_window())
-                    self.num_updates += 1
-                if self.gradient_steps:
-                    self.train_metrics = {k: float(v) for k, v in metrics.items()}
-        self._last_obs, self._last_hidden = obs, hidden
-        elapsed = time.perf_counter() - start_time
-        self.last_sps = (self.num_timesteps - start_steps) / max(elapsed, 1e-9)
+                if not warmup and (self.num_timesteps // n) % self.train_freq == 0:
+                    for _ in range(self.gradient_steps):
+                        metrics = self.update(self.sample_window())
+                        self.num_updates += 1
+
+                bar.update(n)
+                if self.num_timesteps >= next_log:
+                    next_log += log_interval
+                    self._log_progress(metrics, start_time, start_steps, bar)
+                if any(hook.on_step(self) is False for hook in hooks):
+                    break
+        finally:
+            bar.close()
+            elapsed = time.perf_counter() - start_time
+            self.last_sps = (self.num_timesteps - start_steps) / max(elapsed, 1e-9)
+            self.train_metrics = {k: float(v) for k, v in metrics.items()}
+            for hook in hooks:
+                hook.on_training_end(self)
+            if self.logger is not None:
+                self.logger.flush()
         return self
+
+    def _finish_episode(self, i: int, hooks: list[Any]) -> None:
+        self.num_episodes += 1
+        episode = {"r": float(self._episode_return[i]), "l": int(self._episode_length[i]),
+                   "env": i, "step": self.num_timesteps}
+        self.episode_returns.append(episode["r"])
+        self._episode_return[i] = 0.0
+        self._episode_length[i] = 0
+        if self.logger is not None:
+            self.logger.episode(episode["r"], episode["l"], self.num_timesteps)
+        for hook in hooks:
+            hook.on_episode_end(self, episode)
+
+    def _log_progress(self, metrics: dict[str, torch.Tensor], start_time: float,
+                      start_steps: int, bar: Any) -> None:
+        fps = (self.num_timesteps - start_steps) / max(time.perf_counter() - start_time, 1e-9)
+        recent = self.episode_returns[-10:]
+        bar.set_postfix(sps=f"{fps:.0f}",
+                        ret=f"{np.mean(recent):.1f}" if recent else "-", refresh=False)
+        if self.logger is None:
+            return
+        self.logger.scalar("time/fps", fps, self.num_timesteps)
+        if metrics:
+            self.logger.train(metrics, self.num_timesteps)
+            for name, optimizer in self.optimizers().items():
+                self.logger.scalar(f"train/learning_rate_{name}",
+                                   optimizer.param_groups[0]["lr"], self.num_timesteps)
+
+    def _open_logger(self, log_dir: str | Path | None) -> RunLogger:
+        if getattr(self, "logger", None) is not None and log_dir is None \
+                and self.log_dir is not None:
+            log_dir = self.log_dir  # a second learn() call continues the same run folder
+        if log_dir is None:
+            env = (self.env_id or "env").replace("/", "-")
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            log_dir = Path("runs") / f"{env}__{self.algorithm}__{self.seed}__{stamp}"
+        self.log_dir = Path(log_dir)
+        return RunLogger(self.log_dir, {"agent": type(self).__name__, "env": self.env_id,
+                                        **self.config})
 
     @property
     def episode_returns(self) -> list[float]:
@@ -475,6 +595,197 @@ class OffPolicyAgent:
     def on_episodes_end(self, done: np.ndarray) -> None:
         """Hook called with the ``(num_envs,)`` mask of envs whose episode just ended
         (DDPG resets its Ornstein–Uhlenbeck noise here)."""
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimiser of the agent by short name (``actor``, ``critic``, ``alpha``)."""
+        return {name.removesuffix("_optimizer"): value for name, value in vars(self).items()
+                if name.endswith("_optimizer") and isinstance(value, torch.optim.Optimizer)}
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        """Tensors beyond networks and optimisers that a checkpoint must keep (overridable)."""
+        state = {}
+        if isinstance(getattr(self, "log_alpha", None), torch.Tensor):
+            state["log_alpha"] = self.log_alpha.detach()
+        return state
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Inverse of :meth:`extra_state`."""
+        if "log_alpha" in state:
+            with torch.no_grad():
+                self.log_alpha.copy_(state["log_alpha"])
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, path: str | Path, *, include_buffer: bool = False) -> Path:
+        """Write the agent to one ``.safetensors`` file, atomically (temp file, then rename).
+
+        Saved: every network (wiring masks included), optimiser states, the entropy
+        coefficient, step/update/episode counters, RNG states (torch, numpy, the env's where
+        it can be captured), the loop's current observation and hidden states, and the
+        configuration. With ``include_buffer`` the replay buffer goes to
+        ``<path>.buffer.npz`` (also atomic), which :meth:`learn` with ``resume=`` needs for an
+        exact continuation. Nothing is pickled; loading cannot run code.
+        """
+        path = Path(path)
+        tensors: dict[str, torch.Tensor] = {}
+        for name, module in self.networks().items():
+            for key, value in module.state_dict().items():
+                tensors[f"net/{name}/{key}"] = value
+        optim_meta = {}
+        for name, optimizer in self.optimizers().items():
+            state = optimizer.state_dict()
+            optim_meta[name] = state["param_groups"]
+            for index, slots in state["state"].items():
+                for key, value in slots.items():
+                    tensors[f"optim/{name}/{index}/{key}"] = torch.as_tensor(value)
+        for key, value in self.extra_state().items():
+            tensors[f"extra/{key}"] = value
+        tensors["rng/torch"] = torch.get_rng_state()
+        if self._last_obs is not None and self._last_hidden is not None:
+            tensors["loop/obs"] = torch.as_tensor(np.asarray(self._last_obs, dtype=np.float64))
+            for key, value in self._last_hidden.items():
+                tensors[f"loop/hidden/{key}"] = value
+        tensors["loop/episode_return"] = torch.as_tensor(self._episode_return)
+        tensors["loop/episode_length"] = torch.as_tensor(self._episode_length)
+
+        buffer_file = None
+        if include_buffer and self.buffer is not None:
+            buffer_file = path.name + ".buffer.npz"
+            self.buffer.save(path.parent / buffer_file)
+        meta = {
+            "agent": type(self).__name__,
+            "algorithm": self.algorithm,
+            "config": self.config,
+            "env_id": self.env_id,
+            "observation_shape": list(self.observation_space.shape),
+            "action": describe_action_space(self.action_space),
+            "hidden_sizes": self.hidden_sizes,
+            "counters": {"num_timesteps": self.num_timesteps, "num_updates": self.num_updates,
+                         "num_episodes": self.num_episodes},
+            "episode_returns": self.episode_returns,
+            "numpy_rng": self.rng.bit_generator.state,
+            "optimizers": optim_meta,
+            "env_state": capture_env_state(self.env) if self._last_obs is not None else None,
+            "buffer_file": buffer_file,
+            "log_dir": str(self.log_dir) if getattr(self, "log_dir", None) else None,
+        }
+        meta["extra_json"] = self.extra_json_state()
+        return save_checkpoint(path, tensors, meta)
+
+    def extra_json_state(self) -> dict[str, Any]:
+        """JSON-able state beyond the base class's (overridable; see DDPG's noise)."""
+        return {}
+
+    def load_extra_json_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`extra_json_state`."""
+
+    @classmethod
+    def load(cls, path: str | Path, env: EnvLike | None = None, *,
+             device: str | torch.device | None = None) -> OffPolicyAgent:
+        """Rebuild an agent saved with :meth:`save`.
+
+        ``env`` defaults to a new copy of the saved env id. Raises ``ValueError`` if the file
+        is not a velora checkpoint, holds another agent class, or does not fit ``env``.
+        """
+        meta = read_metadata(path)
+        agent_cls = AGENT_CLASSES.get(meta.get("agent"))
+        if agent_cls is None:
+            raise ValueError(f"checkpoint {str(path)!r} holds an unknown agent "
+                             f"{meta.get('agent')!r}; known: {sorted(AGENT_CLASSES)}")
+        if cls is not OffPolicyAgent and not issubclass(agent_cls, cls):
+            raise ValueError(f"checkpoint {str(path)!r} holds a {meta['agent']}, not a "
+                             f"{cls.__name__}: load it with {meta['agent']}.load or load_agent")
+        if env is None:
+            if not meta.get("env_id"):
+                raise ValueError("the checkpoint names no env id: pass env=")
+            env = meta["env_id"]
+        config = dict(meta["config"])
+        if device is not None:
+            config["device"] = device
+        if not isinstance(env, str):
+            config.pop("num_envs", None)
+            config.pop("vectorization", None)
+        agent = agent_cls(env, **config)
+        agent._restore(path, training=False)
+        return agent
+
+    def _restore(self, path: str | Path, *, training: bool) -> None:
+        """Take over the networks (and with ``training``, the whole run state) in ``path``."""
+        tensors, meta = load_checkpoint(path)
+        if meta["agent"] != type(self).__name__:
+            raise ValueError(f"checkpoint {str(path)!r} holds a {meta['agent']}, not a "
+                             f"{type(self).__name__}")
+        if list(meta["observation_shape"]) != list(self.observation_space.shape) or \
+                meta["action"] != describe_action_space(self.action_space):
+            raise ValueError(
+                f"checkpoint {str(path)!r} was trained on observations {meta['observation_shape']} "
+                f"and actions {meta['action']}, but this env has observations "
+                f"{list(self.observation_space.shape)} and actions "
+                f"{describe_action_space(self.action_space)}")
+        groups: dict[str, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            kind, _, rest = key.partition("/")
+            groups.setdefault(kind, {})[rest] = value
+        try:
+            for name, module in self.networks().items():
+                prefix = name + "/"
+                module.load_state_dict({k[len(prefix):]: v for k, v in groups.get("net", {}).items()
+                                        if k.startswith(prefix)})
+        except RuntimeError as err:
+            raise ValueError(f"checkpoint {str(path)!r} does not fit this agent's networks "
+                             f"(another n_neurons, seed-independent shape or wiring?): {err}"
+                             ) from err
+        self.load_extra_state(groups.get("extra", {}))
+        for name, optimizer in self.optimizers().items():
+            state: dict[int, dict[str, torch.Tensor]] = {}
+            for key, value in groups.get("optim", {}).items():
+                owner, index, slot = key.split("/")
+                if owner == name:
+                    state.setdefault(int(index), {})[slot] = value
+            try:
+                optimizer.load_state_dict({"state": state,
+                                           "param_groups": meta["optimizers"][name]})
+            except (KeyError, ValueError) as err:
+                raise ValueError(f"checkpoint {str(path)!r}: optimiser {name!r} does not fit: "
+                                 f"{err}") from err
+        counters = meta["counters"]
+        self.num_timesteps = int(counters["num_timesteps"])
+        self.num_updates = int(counters["num_updates"])
+        self.num_episodes = int(counters["num_episodes"])
+        self._episode_returns = [float(r) for r in meta["episode_returns"]]
+        if not training:
+            return
+        torch.set_rng_state(groups["rng"]["torch"])
+        self.rng.bit_generator.state = meta["numpy_rng"]
+        self.load_extra_json_state(meta.get("extra_json", {}))
+        self._episode_return = groups["loop"]["episode_return"].numpy().copy()
+        self._episode_length = groups["loop"]["episode_length"].numpy().copy()
+        if meta.get("log_dir"):
+            self.log_dir = Path(meta["log_dir"])
+        if meta.get("buffer_file"):
+            self.buffer = ReplayBuffer.load(Path(path).parent / meta["buffer_file"],
+                                            device=self.device)
+        else:
+            warnings.warn(f"checkpoint {str(path)!r} has no replay buffer: training resumes "
+                          f"with an empty one", stacklevel=3)
+            self.buffer = None
+        if "obs" in groups["loop"] and meta.get("env_state") is not None:
+            try:
+                restore_env_state(self.env, meta["env_state"])
+            except ValueError as err:
+                warnings.warn(f"the env state could not be restored ({err}); new episodes "
+                              f"start now", stacklevel=3)
+            else:
+                self._last_obs = groups["loop"]["obs"].numpy().astype(
+                    self.observation_space.dtype)
+                self._last_hidden = {k[len("hidden/"):]: v.to(self.device) for k, v in
+                                     groups["loop"].items() if k.startswith("hidden/")}
+                return
+        else:
+            warnings.warn("the env's state could not be saved with this checkpoint (opaque env "
+                          "state or an async vector env): new episodes start now", stacklevel=3)
+        self._last_obs, self._last_hidden = None, None
+        self._episode_return[:] = 0.0
+        self._episode_length[:] = 0
 
     # ------------------------------------------------------------------ misc
     def __repr__(self) -> str:

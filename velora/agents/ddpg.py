@@ -25,6 +25,7 @@ from velora.agents.base import (
     OffPolicyAgent,
     ReplayMode,
     Window,
+    constructor_config,
     merge_time,
     polyak_update,
     states_before_each_step,
@@ -74,7 +75,7 @@ class LiquidDDPG(OffPolicyAgent):
         env: EnvLike,
         *,
         n_neurons: int = 16,
-        critic_neurons: int = 32,
+        critic_neurons: int = 64,
         sparsity_level: float = 0.5,
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
@@ -107,15 +108,7 @@ class LiquidDDPG(OffPolicyAgent):
             train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
             num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
         )
-        self.config = {
-            "n_neurons": n_neurons, "critic_neurons": critic_neurons,
-            "sparsity_level": sparsity_level, "replay": replay, "seq_len": seq_len,
-            "burn_in": burn_in, "buffer_size": buffer_size, "batch_size": batch_size,
-            "learning_starts": learning_starts, "train_freq": train_freq,
-            "gradient_steps": gradient_steps, "gamma": gamma, "tau": tau, "actor_lr": actor_lr,
-            "critic_lr": critic_lr, "noise": noise, "noise_std": noise_std,
-            "num_envs": self.num_envs, "vectorization": vectorization, "seed": seed,
-        }
+        self.config = constructor_config(LiquidDDPG.__init__, locals())
 
         # 1. Networks and their targets.
         self.actor = LiquidNCPNetwork(self.obs_dim, n_neurons, self.act_dim,
@@ -154,6 +147,13 @@ class LiquidDDPG(OffPolicyAgent):
 
     def on_episodes_end(self, done: np.ndarray) -> None:
         self.ou_noise.reset(done)
+
+    def extra_json_state(self) -> dict:
+        return {"ou_state": self.ou_noise.state.tolist()}
+
+    def load_extra_json_state(self, state: dict) -> None:
+        if "ou_state" in state:
+            self.ou_noise.state[:] = np.asarray(state["ou_state"], dtype=np.float32)
 
     def memory_step(self, obs: torch.Tensor, actions: torch.Tensor, hidden: Hidden) -> Hidden:
         x = torch.cat([obs, actions], dim=-1)

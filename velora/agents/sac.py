@@ -30,6 +30,7 @@ from velora.agents.base import (
     OffPolicyAgent,
     ReplayMode,
     Window,
+    constructor_config,
     merge_time,
     polyak_update,
     states_before_each_step,
@@ -104,7 +105,7 @@ class LiquidSAC(OffPolicyAgent):
         env: EnvLike,
         *,
         n_neurons: int = 16,
-        critic_neurons: int = 32,
+        critic_neurons: int = 64,
         sparsity_level: float = 0.5,
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
@@ -139,16 +140,7 @@ class LiquidSAC(OffPolicyAgent):
             train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
             num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
         )
-        self.config = {
-            "n_neurons": n_neurons, "critic_neurons": critic_neurons,
-            "sparsity_level": sparsity_level, "replay": replay, "seq_len": seq_len,
-            "burn_in": burn_in, "buffer_size": buffer_size, "batch_size": batch_size,
-            "learning_starts": learning_starts, "train_freq": train_freq,
-            "gradient_steps": gradient_steps, "gamma": gamma, "tau": tau, "actor_lr": actor_lr,
-            "critic_lr": critic_lr, "alpha_lr": alpha_lr, "init_alpha": init_alpha,
-            "target_entropy": target_entropy, "num_envs": self.num_envs,
-            "vectorization": vectorization, "seed": seed,
-        }
+        self.config = constructor_config(LiquidSAC.__init__, locals())
 
         def seed_of(k: int) -> int | None:
             return None if seed is None else seed + k
