@@ -256,3 +256,47 @@ def test_ddpg_ornstein_uhlenbeck_noise_is_correlated_and_reset_per_env():
     assert a.item() != 0 and abs(b.item() - a.item()) < abs(a.item()) + 0.5
     agent.on_episodes_end(np.array([True]))
     assert np.all(agent.ou_noise.state == 0)
+
+
+# ----------------------------------------------------------------------------- research hooks
+def test_overriding_one_method_changes_training_as_intended():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "example_subclass.py"
+    spec = importlib.util.spec_from_file_location("example_subclass", script)
+    example = importlib.util.module_from_spec(spec)
+    sys.modules["example_subclass"] = example
+    spec.loader.exec_module(example)
+
+    plain = LiquidSAC("Pendulum-v1", **SMALL, seed=0, init_alpha=0.5).learn(80, log_dir=False)
+    fixed = example.FixedAlphaSAC("Pendulum-v1", **SMALL, seed=0, init_alpha=0.5)
+    fixed.learn(80, log_dir=False)
+    assert plain.alpha.item() != pytest.approx(0.5)
+    assert fixed.alpha.item() == pytest.approx(0.5, abs=1e-7)
+    # Everything else still trains.
+    assert fixed.num_updates == plain.num_updates and np.isfinite(fixed.train_metrics["critic_loss"])
+
+    conservative = example.ConservativeSAC("Pendulum-v1", **SMALL, seed=0, cql_weight=1.0)
+    conservative.learn(80, log_dir=False)
+    assert "cql_penalty" in conservative.train_metrics
+
+
+def test_a_sequence_mode_loss_reaches_the_first_training_step_through_time():
+    agent = LiquidSAC(CountingEnv(length=500), **{**SMALL, "learning_starts": 10_000},
+                      replay="sequence", seq_len=6, burn_in=3)
+    agent.learn(100, log_dir=False)
+    window = agent.sample_window()
+    window.observations.requires_grad_(True)
+    window.valid = torch.zeros_like(window.valid)
+    window.valid[:, -1] = True  # the loss sees only the last step of each window
+    window.resets = torch.zeros_like(window.resets)
+    states = agent.burn_in_states(window)
+    w = window.slice(agent.burn_in)
+    _, actor_h_seq = agent.actor.unroll(w.observations, states["actor"], w.resets)
+    loss, _, _ = agent.critic_loss(w, states, actor_h_seq.detach())
+    (grad,) = torch.autograd.grad(loss, window.observations)
+    per_step = grad.abs().sum(dim=(0, 2))
+    assert torch.all(per_step[:3] == 0), "burn-in steps only refresh the state"
+    assert per_step[3] > 0, "the gradient reaches the first training step through time"
