@@ -173,7 +173,8 @@ def test_checkpoint_callback_and_episode_hooks(tmp_path):
         lambda agent, episode: seen.append(episode), Recorder()])
     assert [e["step"] for e in seen] == [200, 400] and all(e["l"] == 200 for e in seen)
     assert load_agent(tmp_path / "ckpt.safetensors").num_timesteps == 300
-    assert (tmp_path / "ckpt.safetensors.buffer.npz").exists()
+    assert [p.name for p in tmp_path.glob("ckpt.safetensors.buffer-*")] == \
+        ["ckpt.safetensors.buffer-300.npz"]  # older buffers are removed
     assert order == ["start", "end"]
 
 

@@ -492,7 +492,7 @@ class OffPolicyAgent:
                 try:
                     next_obs, reward, terminated, truncated, info = self.env.step(
                         self.to_env_action(actions))
-                except ValueError as err:  # gymnasium's vector env rejects misshapen obs
+                except (ValueError, TypeError) as err:  # the vector env rejects misfit obs
                     raise ValueError(
                         f"step {self.num_timesteps + n}: stepping the env failed: {err} (does "
                         f"every observation fit observation_space {self.observation_space}?)"
@@ -622,7 +622,7 @@ class OffPolicyAgent:
         coefficient, step/update/episode counters, RNG states (torch, numpy, the env's where
         it can be captured), the loop's current observation and hidden states, and the
         configuration. With ``include_buffer`` the replay buffer goes to
-        ``<path>.buffer.npz`` (also atomic), which :meth:`learn` with ``resume=`` needs for an
+        ``<path>.buffer-<step>.npz`` (also atomic), which :meth:`learn` with ``resume=`` needs for an
         exact continuation. Nothing is pickled; loading cannot run code.
         """
         path = Path(path)
@@ -649,7 +649,9 @@ class OffPolicyAgent:
 
         buffer_file = None
         if include_buffer and self.buffer is not None:
-            buffer_file = path.name + ".buffer.npz"
+            # The buffer file is named by step so that the checkpoint keeps pointing at the
+            # buffer it was saved with even if a crash lands between the two writes.
+            buffer_file = f"{path.name}.buffer-{self.num_timesteps}.npz"
             self.buffer.save(path.parent / buffer_file)
         meta = {
             "agent": type(self).__name__,
@@ -669,7 +671,11 @@ class OffPolicyAgent:
             "log_dir": str(self.log_dir) if getattr(self, "log_dir", None) else None,
         }
         meta["extra_json"] = self.extra_json_state()
-        return save_checkpoint(path, tensors, meta)
+        save_checkpoint(path, tensors, meta)
+        for old in path.parent.glob(f"{path.name}.buffer-*.npz"):  # superseded buffers
+            if old.name != buffer_file:
+                old.unlink(missing_ok=True)
+        return path
 
     def extra_json_state(self) -> dict[str, Any]:
         """JSON-able state beyond the base class's (overridable; see DDPG's noise)."""
