@@ -152,3 +152,20 @@ def test_bad_input_is_named(call, message):
 def test_bad_sizes_are_named(network, args, kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         network(*args, **kwargs)
+
+
+def test_acting_without_gradients_sees_the_weights_an_optimiser_just_wrote():
+    """Guards against caching masked weights: fused optimisers update in place without
+    bumping tensor version counters."""
+    net = LiquidNCPNetwork(3, 12, 2, seed=0)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1, fused=True)
+    x = torch.randn(4, 3)
+    with torch.no_grad():
+        net.step(x)
+    net.step(x)[0].sum().backward()
+    opt.step()
+    with torch.no_grad():
+        acting = net.step(x)[0]
+    torch.testing.assert_close(acting, net.step(x)[0].detach())
+    expected = torch.tanh(x @ (net.inter.weight * net.inter.mask).t() + net.inter.bias)
+    torch.testing.assert_close(torch.tanh(net.inter(x)), expected)

@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_agents = train.add_subparsers(dest="agent", metavar="AGENT", required=True)
     for name, cls in agents.items():
         sub = train_agents.add_parser(
-            name, help=first_paragraph(cls), formatter_class=_Formatter,
+            name, help=first_paragraph(cls).replace("%", "%%"), formatter_class=_Formatter,
             description=f"Train {cls.__name__}: {first_paragraph(cls)}\n\n"
                         "Precedence: command-line flags > --config file > --resume checkpoint's "
                         "configuration > the agent's defaults.")
@@ -569,10 +569,11 @@ def _evaluate_with_video(agent: Any, env_id: str, args: argparse.Namespace,
     if target.suffix.lower() != ".mp4":
         raise CLIError(f"--video must name an .mp4 file, got {args.video!r}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".velora-video-", dir=target.parent) as folder:
+    with tempfile.TemporaryDirectory(prefix=".velora-video-", dir=target.parent) as tmp:
+        folder = Path(tmp) / "video"  # RecordVideo warns about folders that already exist
         env = make_env(env_id, render_mode="rgb_array")
         try:
-            env = RecordVideo(env, folder, episode_trigger=lambda episode: episode == 0,
+            env = RecordVideo(env, str(folder), episode_trigger=lambda episode: episode == 0,
                               name_prefix="velora", disable_logger=True)
             mean, std = agent.evaluate(env, args.episodes, seed=args.seed,
                                        deterministic=deterministic)
@@ -584,7 +585,7 @@ def _evaluate_with_video(agent: Any, env_id: str, args: argparse.Namespace,
             raise
         finally:
             env.close()
-        videos = sorted(Path(folder).glob("*.mp4"))
+        videos = sorted(folder.glob("*.mp4"))
         if not videos:
             raise CLIError(f"no video was recorded for {env_id} (does it render rgb_array frames?)")
         shutil.move(str(videos[0]), target)

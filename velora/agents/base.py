@@ -123,6 +123,17 @@ def load_agent(path: str | Path, env: EnvLike | None = None, *,
     return OffPolicyAgent.load(path, env, device=device)
 
 
+def adam(params: Iterable[torch.nn.Parameter] | list[torch.Tensor], lr: float
+         ) -> torch.optim.Adam:
+    """Adam with the fused kernel where this torch has one for the device (one kernel for all
+    parameters instead of a Python loop over dozens of small tensors: ~5x faster on CPU)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
 def polyak_update(online: torch.nn.Module, target: torch.nn.Module, tau: float) -> None:
     """``target <- (1 - tau) * target + tau * online``, in place, for parameters only."""
     with torch.no_grad():

@@ -25,6 +25,7 @@ from velora.agents.base import (
     OffPolicyAgent,
     ReplayMode,
     Window,
+    adam,
     constructor_config,
     merge_time,
     polyak_update,
@@ -120,8 +121,8 @@ class LiquidDDPG(OffPolicyAgent):
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": self.critic.hidden_size}
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=actor_lr)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
+        self.actor_optimizer = adam(self.actor.parameters(), lr=actor_lr)
+        self.critic_optimizer = adam(self.critic.parameters(), lr=critic_lr)
 
         self.noise_kind, self.noise_std = noise, noise_std
         self.ou_noise = OrnsteinUhlenbeckNoise((self.num_envs, self.act_dim), noise_std,

@@ -28,6 +28,7 @@ from velora.agents.base import (
     OffPolicyAgent,
     ReplayMode,
     Window,
+    adam,
     constructor_config,
     merge_time,
     polyak_update,
@@ -109,9 +110,9 @@ class LiquidSACDiscrete(OffPolicyAgent):
         self.target_entropy = target_entropy_scale * math.log(n_actions)
         self.log_alpha = torch.tensor(math.log(init_alpha), device=self.device,
                                       requires_grad=True)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=actor_lr)
-        self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=critic_lr)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=alpha_lr)
+        self.actor_optimizer = adam(self.actor.parameters(), lr=actor_lr)
+        self.critic_optimizer = adam(self.critics.parameters(), lr=critic_lr)
+        self.alpha_optimizer = adam([self.log_alpha], lr=alpha_lr)
 
     @property
     def alpha(self) -> torch.Tensor:
