@@ -170,13 +170,18 @@ class LiquidNCPNetwork(_NCPBase):
         # Input-side work for every step at once; only the recurrence stays in the loop.
         input_weight, recurrent_weight = self.command.masked_weights()
         x_proj = self.command.project_input(torch.tanh(self.inter(x)), input_weight)
+        # unbind, not x_proj[:, t]: indexing one step at a time would make autograd build a
+        # zero tensor of the whole sequence for every step's gradient (quadratic in time).
+        x_steps = x_proj.unbind(1)
+        keep_steps = keep.unbind(1) if keep is not None else None
+        per_step_ts = torch.is_tensor(elapsed) and elapsed.dim() == 3
+        ts_steps = elapsed.unbind(1) if per_step_ts else None
         states = []
         for t in range(time):
-            if keep is not None:
-                h = h * keep[:, t]
-            ts_t = elapsed if not torch.is_tensor(elapsed) or elapsed.dim() == 0 \
-                else elapsed[:, t]
-            h = self.command.step_projected(x_proj[:, t], h, recurrent_weight, ts_t)
+            if keep_steps is not None:
+                h = h * keep_steps[t]
+            ts_t = ts_steps[t] if ts_steps is not None else elapsed
+            h = self.command.step_projected(x_steps[t], h, recurrent_weight, ts_t)
             states.append(h)
         h_seq = torch.stack(states, dim=1)
         return self.motor(h_seq), h_seq
