@@ -113,11 +113,13 @@ class NCPLiquidCell(nn.Module):
         """One CfC update from a precomputed input projection; returns ``h_new``."""
         if recurrent_weight is None:
             recurrent_weight = self.recurrent_weight * self.recurrent_mask
+        n = self.n_hidden
         pre = torch.addmm(x_proj, h, recurrent_weight.t())
-        ff1, ff2, time_a, time_b = pre.chunk(N_HEADS, dim=-1)
-        gate = torch.sigmoid(time_b - time_a * ts)
-        ff2 = torch.tanh(ff2)
-        return ff2 + gate * (torch.tanh(ff1) - ff2)
+        ff = torch.tanh(pre[:, : 2 * n])  # both feed-forward heads in one call
+        time_a, time_b = pre[:, 2 * n : 3 * n], pre[:, 3 * n :]
+        gate = torch.sigmoid(time_b - time_a) if isinstance(ts, float) and ts == 1.0 \
+            else torch.sigmoid(time_b - time_a * ts)
+        return torch.lerp(ff[:, n:], ff[:, :n], gate)  # gate * ff1 + (1 - gate) * ff2
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None,
                 ts: float | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
