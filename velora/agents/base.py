@@ -306,7 +306,9 @@ class OffPolicyAgent:
 
         Returns network-space actions and the states *after* this step.
         """
-        with torch.no_grad():
+        # inference_mode: acting never needs autograd, and the states it returns are only
+        # stored (as numpy) or fed back into acting.
+        with torch.inference_mode():
             actions, next_hidden = self.policy_step(obs, hidden, deterministic=False)
             actions = self.random_actions(len(obs)) if random else self.explore(actions)
             next_hidden.update(self.memory_step(obs, actions, hidden))
@@ -368,7 +370,7 @@ class OffPolicyAgent:
             starts = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(n),
                                      device=self.device)
             h = h * (~starts).unsqueeze(1).to(h.dtype)
-        with torch.no_grad():
+        with torch.inference_mode():
             actions, next_hidden = self.policy_step(self.obs_tensor(obs), {"actor": h},
                                                     deterministic)
         env_actions = self.to_env_action(actions)

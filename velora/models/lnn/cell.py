@@ -115,11 +115,12 @@ class NCPLiquidCell(nn.Module):
             recurrent_weight = self.recurrent_weight * self.recurrent_mask
         n = self.n_hidden
         pre = torch.addmm(x_proj, h, recurrent_weight.t())
-        ff = torch.tanh(pre[:, : 2 * n])  # both feed-forward heads in one call
-        time_a, time_b = pre[:, 2 * n : 3 * n], pre[:, 3 * n :]
+        # One split (not slices): its backward is a single concatenation.
+        ff, time_a, time_b = pre.split([2 * n, n, n], dim=-1)
+        ff1, ff2 = torch.tanh(ff).chunk(2, dim=-1)  # both feed-forward heads in one call
         gate = torch.sigmoid(time_b - time_a) if isinstance(ts, float) and ts == 1.0 \
             else torch.sigmoid(time_b - time_a * ts)
-        return torch.lerp(ff[:, n:], ff[:, :n], gate)  # gate * ff1 + (1 - gate) * ff2
+        return torch.lerp(ff2, ff1, gate)  # gate * ff1 + (1 - gate) * ff2
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None,
                 ts: float | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
