@@ -1,4 +1,4 @@
-"""The ``velora`` command line: train, evaluate, list and plot.
+"""The ``velora`` command line: train, evaluate, list, plot and sweep.
 
 ::
 
@@ -8,6 +8,7 @@
     velora list
     velora plot wiring --in-features 3 --n-neurons 16 --out-features 1 -o wiring.png
     velora plot runs runs/ -o curves.png
+    velora sweep examples/sweep.toml --num-cpus 8
 
 Every keyword argument of an agent's constructor (except ``env``) is a ``train`` flag
 (``n_neurons`` -> ``--n-neurons``) and a key of the ``--config`` TOML file; flags given on
@@ -400,6 +401,25 @@ def build_parser() -> argparse.ArgumentParser:
                       help="TensorBoard-style smoothing weight in [0, 1)")
     runs.add_argument("--dpi", type=_positive_int, default=150, help="resolution")
     runs.set_defaults(handler=cmd_plot_runs)
+
+    # ---- sweep
+    sweep = commands.add_parser(
+        "sweep", help="run seeds and a hyperparameter search on Ray Tune", formatter_class=_Formatter,
+        description="Train every configuration of a sweep file with every seed on Ray Tune, then "
+                    "write results.md, results.csv and results.png (mean ± std across seeds) to "
+                    'the experiment folder. Needs pip install "velora[ray]"; see '
+                    "examples/sweep.toml for the file's keys.")
+    sweep.add_argument("config", metavar="CONFIG.toml", help="sweep file")
+    sweep.add_argument("--address", metavar="ADDR",
+                       help="Ray cluster to connect to (default: start a local Ray)")
+    sweep.add_argument("--num-cpus", type=_positive_int, metavar="N",
+                       help="CPUs of the local Ray (default: all of this machine's)")
+    sweep.add_argument("--experiment-dir", metavar="DIR",
+                       help="experiment folder (default: the file's experiment_dir, else "
+                            "runs/sweep__<env>__<agent>__<time>)")
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue an interrupted sweep in the experiment folder")
+    sweep.set_defaults(handler=cmd_sweep)
     return parser
 
 
@@ -634,6 +654,42 @@ def cmd_plot_runs(args: argparse.Namespace) -> int:
 
     path = plot_runs(args.runs, args.out, tag=args.tag, smooth=args.smooth, dpi=args.dpi)
     _say(f"Learning curves ({args.tag}): {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- sweep
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from velora.tune import load_sweep_file, sweep
+
+    settings = load_sweep_file(args.config)
+    for key in ("address", "num_cpus", "experiment_dir"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    if args.resume:
+        if "experiment_dir" not in settings:
+            raise CLIError("--resume needs the folder of the sweep to continue: --experiment-dir DIR")
+        settings["resume"] = True
+    agent, env = settings.pop("agent"), settings.pop("env")
+    if "experiment_dir" not in settings:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        settings["experiment_dir"] = str(Path("runs") / f"sweep__{env.replace('/', '-')}__{agent}__{stamp}")
+    _say(f"Sweep of {agent} on {env} -> {settings['experiment_dir']}")
+    try:
+        result = sweep(agent, env, **settings)
+    except RuntimeError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr, flush=True)
+        return 1
+    summary = (result.experiment_dir / "results.md").read_text(encoding="utf-8")
+    for line in summary.splitlines():
+        if line.startswith("|"):
+            _say(line)
+    _say(f"Best configuration: {json.dumps(result.best_config, sort_keys=True, default=str)}")
+    _say(f"Results: {result.experiment_dir / 'results.md'}, {result.experiment_dir / 'results.csv'}"
+         + (f", {result.plot_path}" if result.plot_path else ""))
+    _say(f"TensorBoard logs: tensorboard --logdir {result.experiment_dir}")
     return 0
 
 
