@@ -36,22 +36,21 @@ class ConservativeSAC(LiquidSAC):
         self.cql_weight = cql_weight
 
     def critic_loss(self, w: Window, states: dict, actor_h_seq: torch.Tensor):
-        loss, h_seqs, logs = super().critic_loss(w, states, actor_h_seq)
-        n_random = 4
-        obs = merge_time(w.observations)
-        data_x = torch.cat([obs, merge_time(w.actions)], dim=-1)
-        penalty = 0.0
-        for critic, h0, h_seq in zip(self.critics, states["critics"], h_seqs, strict=True):
-            h_before = merge_time(states_before_each_step(h0, h_seq, w.resets))
-            random_q = torch.stack([
-                critic.step(torch.cat([obs, torch.rand_like(merge_time(w.actions)) * 2 - 1], -1),
-                            h_before)[0].squeeze(-1)
-                for _ in range(n_random)])
-            data_q = critic.step(data_x, h_before)[0].squeeze(-1)
-            gap = torch.logsumexp(random_q, dim=0) - data_q
-            penalty = penalty + w.masked_mean(gap.view(w.batch_size, w.length))
+        loss, h_seq, logs = super().critic_loss(w, states, actor_h_seq)
+        n_random, members, rows = 4, self.critics.n_members, w.batch_size * w.length
+        obs, data_actions = merge_time(w.observations), merge_time(w.actions)
+        # Each critic judges actions from the state it had before the step (2, rows, hidden).
+        h0 = self.critics.split_hidden(states["critics"], w.batch_size, obs)
+        h_before = states_before_each_step(h0, h_seq, w.resets).reshape(members, rows, -1)
+        random_q = torch.stack([
+            self.critics.step_members(torch.cat([obs, torch.rand_like(data_actions) * 2 - 1], -1),
+                                      h_before)[0].squeeze(-1)
+            for _ in range(n_random)])  # (n_random, 2, rows)
+        data_q = self.critics.step_members(torch.cat([obs, data_actions], -1), h_before)[0]
+        gap = torch.logsumexp(random_q, dim=0) - data_q.squeeze(-1)  # (2, rows)
+        penalty = w.masked_mean(gap.sum(dim=0).view(w.batch_size, w.length))
         logs["cql_penalty"] = penalty.detach()
-        return loss + self.cql_weight * penalty, h_seqs, logs
+        return loss + self.cql_weight * penalty, h_seq, logs
 
 
 def main() -> None:

@@ -87,12 +87,13 @@ def merge_time(x: torch.Tensor) -> torch.Tensor:
 
 def states_before_each_step(h0: torch.Tensor, h_seq: torch.Tensor, resets: torch.Tensor
                             ) -> torch.Tensor:
-    """The state each step *started* from: ``h0`` then ``h_seq[:, :-1]``, zeroed at resets.
+    """The state each step *started* from: ``h0`` then ``h_seq`` shifted by one step, zeroed
+    at resets.
 
-    ``h0`` ``(batch, hidden)``, ``h_seq`` ``(batch, time, hidden)`` (state after each step),
-    ``resets`` ``(batch, time)``.
+    ``h0`` ``(..., batch, hidden)``, ``h_seq`` ``(..., batch, time, hidden)`` (state after each
+    step; leading dims such as ensemble members are kept), ``resets`` ``(batch, time)``.
     """
-    before = torch.cat([h0.unsqueeze(1), h_seq[:, :-1]], dim=1)
+    before = torch.cat([h0.unsqueeze(-2), h_seq[..., :-1, :]], dim=-2)
     return before * (~resets).unsqueeze(-1).to(before.dtype)
 
 

@@ -38,6 +38,7 @@ from velora.agents.base import (
 )
 from velora.envs import EnvLike
 from velora.models import LiquidNCPNetwork
+from velora.models.lnn import LiquidNCPEnsemble
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -150,14 +151,12 @@ class LiquidSAC(OffPolicyAgent):
         self.actor = LiquidNCPNetwork(self.obs_dim, n_neurons, 2 * self.act_dim,
                                       sparsity_level=sparsity_level, seed=seed_of(0),
                                       device=self.device)
-        self.critics = nn.ModuleList([
-            LiquidNCPNetwork(self.obs_dim + self.act_dim, critic_neurons, 1,
-                             sparsity_level=sparsity_level, seed=seed_of(k), device=self.device)
-            for k in (1, 2)
-        ])
+        # The twin critics are one batched module: member k is a LiquidNCPNetwork with seed+1+k.
+        self.critics = LiquidNCPEnsemble(self.obs_dim + self.act_dim, critic_neurons, 1,
+                                         n_members=2, sparsity_level=sparsity_level,
+                                         seed=seed_of(1), device=self.device)
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
-        self.critic_hidden = self.critics[0].hidden_size
-        self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critic_hidden}
+        self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critics.hidden_size}
 
         self.target_entropy = -float(self.act_dim) if target_entropy == "auto" \
             else float(target_entropy)
@@ -184,77 +183,66 @@ class LiquidSAC(OffPolicyAgent):
         return action, {"actor": h_actor}
 
     def memory_step(self, obs: torch.Tensor, actions: torch.Tensor, hidden: Hidden) -> Hidden:
-        x = torch.cat([obs, actions], dim=-1)
-        states = hidden["critic"].split(self.critic_hidden, dim=-1)
-        return {"critic": torch.cat([critic.step(x, h)[1]
-                                     for critic, h in zip(self.critics, states, strict=True)],
-                                    dim=-1)}
+        return {"critic": self.critics.step(torch.cat([obs, actions], dim=-1), hidden["critic"])[1]}
 
     # ---------------------------------------------------------------- 3. the update
-    def burn_in_states(self, window: Window) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    def burn_in_states(self, window: Window) -> dict[str, torch.Tensor]:
         """States at the first training step of each window: the stored states, run without
-        gradient through the first ``burn_in`` steps so they match the current networks."""
-        h_critics = list(window.hiddens["critic"].split(self.critic_hidden, dim=-1))
-        states: dict[str, torch.Tensor | list[torch.Tensor]] = {
-            "actor": window.hiddens["actor"], "critics": h_critics,
-            "targets": list(h_critics),  # targets start from the online critics' stored state
-        }
+        gradient through the first ``burn_in`` steps so they match the current networks.
+        Critic states are in the ensemble's ``(batch, 2 * hidden)`` layout."""
+        states = {"actor": window.hiddens["actor"], "critics": window.hiddens["critic"],
+                  "targets": window.hiddens["critic"]}  # targets start from the online state
         if self.burn_in_steps == 0:
             return states
         prefix = window.slice(0, self.burn_in_steps)
         x = torch.cat([prefix.observations, prefix.actions], dim=-1)
         with torch.no_grad():
             states["actor"] = self.actor(prefix.observations, states["actor"], prefix.resets)[1]
-            states["critics"] = [net(x, h, prefix.resets)[1]
-                                 for net, h in zip(self.critics, states["critics"], strict=True)]
-            states["targets"] = [net(x, h, prefix.resets)[1] for net, h in
-                                 zip(self.critic_targets, states["targets"], strict=True)]
+            states["critics"] = self.critics(x, states["critics"], prefix.resets)[1]
+            states["targets"] = self.critic_targets(x, states["targets"], prefix.resets)[1]
         return states
 
-    def critic_loss(self, w: Window, states: dict, actor_h_seq: torch.Tensor
-                    ) -> tuple[torch.Tensor, list[torch.Tensor], dict[str, torch.Tensor]]:
+    def critic_loss(self, w: Window, states: dict[str, torch.Tensor], actor_h_seq: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Soft Bellman error of both critics over the window.
 
         Target for step ``t``: ``r_t + gamma * (1 - terminated_t) * (min_k Q'_k(o'_t, a'_t) -
         alpha * log pi(a'_t))`` with ``a'_t ~ pi(. | o'_t)``. Each network evaluates the next
         observation from the state it reached *after* step ``t`` of its own unroll.
-        Returns the loss, each critic's state sequence (for the actor loss) and logs.
+        Returns the loss, the critics' state sequences ``(2, batch, time, hidden)`` (for the
+        actor loss) and logs.
         """
         x = torch.cat([w.observations, w.actions], dim=-1)
-        batch, time = w.batch_size, w.length
+        batch, time, members = w.batch_size, w.length, self.critics.n_members
         with torch.no_grad():
-            next_out, _ = self.actor.step(merge_time(w.next_observations),
-                                          merge_time(actor_h_seq))
+            next_obs = merge_time(w.next_observations)
+            next_out, _ = self.actor.step(next_obs, merge_time(actor_h_seq))
             next_action, next_log_prob = squashed_gaussian(next_out)
-            next_x = torch.cat([merge_time(w.next_observations), next_action], dim=-1)
-            target_qs = []
-            for target, h0 in zip(self.critic_targets, states["targets"], strict=True):
-                _, h_seq = target.unroll(x, h0, w.resets)
-                target_qs.append(target.step(next_x, merge_time(h_seq))[0])
-            next_value = torch.min(*target_qs).view(batch, time) \
+            _, target_h_seq = self.critic_targets.unroll(x, states["targets"], w.resets)
+            target_q, _ = self.critic_targets.step_members(
+                torch.cat([next_obs, next_action], dim=-1),
+                target_h_seq.reshape(members, batch * time, -1))
+            next_value = target_q.min(dim=0).values.view(batch, time) \
                 - self.alpha * next_log_prob.view(batch, time)
-            target_q = w.rewards + self.gamma * (~w.terminated).float() * next_value
+            target = w.rewards + self.gamma * (~w.terminated).float() * next_value
 
-        loss, h_seqs, q_values = 0.0, [], []
-        for critic, h0 in zip(self.critics, states["critics"], strict=True):
-            q, h_seq = critic.unroll(x, h0, w.resets)
-            loss = loss + w.masked_mean((q.squeeze(-1) - target_q).pow(2))
-            h_seqs.append(h_seq)
-            q_values.append(q.squeeze(-1))
-        return loss, h_seqs, {"mean_q": w.masked_mean(q_values[0]).detach()}
+        q, h_seq = self.critics.unroll(x, states["critics"], w.resets)  # (2, batch, time, 1)
+        q = q.squeeze(-1)
+        loss = w.masked_mean((q - target).pow(2).sum(dim=0))  # sum of the two critics' MSEs
+        return loss, h_seq, {"mean_q": w.masked_mean(q[0]).detach()}
 
-    def actor_loss(self, w: Window, states: dict, actor_out: torch.Tensor,
-                   critic_h_seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def actor_loss(self, w: Window, states: dict[str, torch.Tensor], actor_out: torch.Tensor,
+                   critic_h_seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``E[alpha * log pi(a|o) - min_k Q_k(o, a)]`` with ``a ~ pi`` reparameterised; each
         critic judges the action from the state it had *before* the step. Returns the loss and
         the log-probabilities (for the entropy loss)."""
         action, log_prob = squashed_gaussian(actor_out)
+        members = self.critics.n_members
+        h0 = self.critics.split_hidden(states["critics"], w.batch_size, action)
+        h_before = states_before_each_step(h0, critic_h_seq.detach(), w.resets)
         x = torch.cat([merge_time(w.observations), merge_time(action)], dim=-1)
-        qs = []
-        for critic, h0, h_seq in zip(self.critics, states["critics"], critic_h_seqs, strict=True):
-            h_before = states_before_each_step(h0, h_seq.detach(), w.resets)
-            qs.append(critic.step(x, merge_time(h_before))[0])
-        q = torch.min(*qs).view(w.batch_size, w.length)
+        q, _ = self.critics.step_members(x, h_before.reshape(members, w.batch_size * w.length, -1))
+        q = q.min(dim=0).values.view(w.batch_size, w.length)
         return w.masked_mean(self.alpha * log_prob - q), log_prob
 
     def entropy_loss(self, w: Window, log_prob: torch.Tensor) -> torch.Tensor:
@@ -269,12 +257,12 @@ class LiquidSAC(OffPolicyAgent):
         # The actor's unroll serves both the targets (its states, detached) and its own loss.
         actor_out, actor_h_seq = self.actor.unroll(w.observations, states["actor"], w.resets)
 
-        critic_loss, critic_h_seqs, logs = self.critic_loss(w, states, actor_h_seq.detach())
+        critic_loss, critic_h_seq, logs = self.critic_loss(w, states, actor_h_seq.detach())
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
 
-        actor_loss, log_prob = self.actor_loss(w, states, actor_out, critic_h_seqs)
+        actor_loss, log_prob = self.actor_loss(w, states, actor_out, critic_h_seq)
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optimizer.step()

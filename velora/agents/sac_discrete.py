@@ -35,6 +35,7 @@ from velora.agents.base import (
 )
 from velora.envs import EnvLike
 from velora.models import LiquidNCPNetwork
+from velora.models.lnn import LiquidNCPEnsemble
 
 
 class LiquidSACDiscrete(OffPolicyAgent):
@@ -98,14 +99,11 @@ class LiquidSACDiscrete(OffPolicyAgent):
         self.actor = LiquidNCPNetwork(self.obs_dim, n_neurons, n_actions,
                                       sparsity_level=sparsity_level, seed=seed_of(0),
                                       device=self.device)
-        self.critics = nn.ModuleList([
-            LiquidNCPNetwork(self.obs_dim, critic_neurons, n_actions,
-                             sparsity_level=sparsity_level, seed=seed_of(k), device=self.device)
-            for k in (1, 2)
-        ])
+        self.critics = LiquidNCPEnsemble(self.obs_dim, critic_neurons, n_actions, n_members=2,
+                                         sparsity_level=sparsity_level, seed=seed_of(1),
+                                         device=self.device)
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
-        self.critic_hidden = self.critics[0].hidden_size
-        self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critic_hidden}
+        self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critics.hidden_size}
 
         self.target_entropy = target_entropy_scale * math.log(n_actions)
         self.log_alpha = torch.tensor(math.log(init_alpha), device=self.device,
@@ -133,62 +131,53 @@ class LiquidSACDiscrete(OffPolicyAgent):
         return action, {"actor": h_actor}
 
     def memory_step(self, obs: torch.Tensor, actions: torch.Tensor, hidden: Hidden) -> Hidden:
-        states = hidden["critic"].split(self.critic_hidden, dim=-1)
-        return {"critic": torch.cat([critic.step(obs, h)[1]
-                                     for critic, h in zip(self.critics, states, strict=True)],
-                                    dim=-1)}
+        return {"critic": self.critics.step(obs, hidden["critic"])[1]}
 
     # ---------------------------------------------------------------- 3. the update
-    def burn_in_states(self, window: Window) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    def burn_in_states(self, window: Window) -> dict[str, torch.Tensor]:
         """Stored states refreshed over the first ``burn_in`` steps, without gradient."""
-        h_critics = list(window.hiddens["critic"].split(self.critic_hidden, dim=-1))
-        states: dict[str, torch.Tensor | list[torch.Tensor]] = {
-            "actor": window.hiddens["actor"], "critics": h_critics, "targets": list(h_critics)}
+        states = {"actor": window.hiddens["actor"], "critics": window.hiddens["critic"],
+                  "targets": window.hiddens["critic"]}
         if self.burn_in_steps == 0:
             return states
         p = window.slice(0, self.burn_in_steps)
         with torch.no_grad():
             states["actor"] = self.actor(p.observations, states["actor"], p.resets)[1]
-            states["critics"] = [net(p.observations, h, p.resets)[1]
-                                 for net, h in zip(self.critics, states["critics"], strict=True)]
-            states["targets"] = [net(p.observations, h, p.resets)[1] for net, h in
-                                 zip(self.critic_targets, states["targets"], strict=True)]
+            states["critics"] = self.critics(p.observations, states["critics"], p.resets)[1]
+            states["targets"] = self.critic_targets(p.observations, states["targets"], p.resets)[1]
         return states
 
-    def critic_loss(self, w: Window, states: dict, actor_h_seq: torch.Tensor
-                    ) -> tuple[torch.Tensor, list[torch.Tensor], dict[str, torch.Tensor]]:
+    def critic_loss(self, w: Window, states: dict[str, torch.Tensor], actor_h_seq: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Soft Bellman error; the next state's value is the exact expectation
-        ``sum_a pi(a|o') [min_k Q'_k(o', a) - alpha log pi(a|o')]``."""
+        ``sum_a pi(a|o') [min_k Q'_k(o', a) - alpha log pi(a|o')]``. Returns the loss, both
+        critics' Q-values for every action ``(2, batch, time, n_actions)`` and logs."""
+        batch, time, members = w.batch_size, w.length, self.critics.n_members
         with torch.no_grad():
             next_obs = merge_time(w.next_observations)
             next_logits, _ = self.actor.step(next_obs, merge_time(actor_h_seq))
             next_log_pi = F.log_softmax(next_logits, dim=-1)
-            target_qs = []
-            for target, h0 in zip(self.critic_targets, states["targets"], strict=True):
-                _, h_seq = target.unroll(w.observations, h0, w.resets)
-                target_qs.append(target.step(next_obs, merge_time(h_seq))[0])
-            next_value = (next_log_pi.exp() * (torch.min(*target_qs) - self.alpha * next_log_pi)
-                          ).sum(dim=-1).view(w.batch_size, w.length)
-            target_q = w.rewards + self.gamma * (~w.terminated).float() * next_value
+            _, target_h_seq = self.critic_targets.unroll(w.observations, states["targets"], w.resets)
+            target_q, _ = self.critic_targets.step_members(
+                next_obs, target_h_seq.reshape(members, batch * time, -1))
+            next_value = (next_log_pi.exp() * (target_q.min(dim=0).values
+                                               - self.alpha * next_log_pi)).sum(dim=-1)
+            target = w.rewards + self.gamma * (~w.terminated).float() * next_value.view(batch, time)
 
-        loss, q_alls = 0.0, []
-        taken = w.actions.long().unsqueeze(-1)
-        for critic, h0 in zip(self.critics, states["critics"], strict=True):
-            q_all, _ = critic.unroll(w.observations, h0, w.resets)
-            q = q_all.gather(-1, taken).squeeze(-1)
-            loss = loss + w.masked_mean((q - target_q).pow(2))
-            q_alls.append(q_all)
-        return loss, q_alls, {"mean_q": w.masked_mean(q_alls[0].gather(-1, taken).squeeze(-1))
-                              .detach()}
+        q_all, _ = self.critics.unroll(w.observations, states["critics"], w.resets)
+        taken = w.actions.long()[None, ..., None].expand(members, -1, -1, -1)
+        q = q_all.gather(-1, taken).squeeze(-1)  # (2, batch, time)
+        loss = w.masked_mean((q - target).pow(2).sum(dim=0))
+        return loss, q_all, {"mean_q": w.masked_mean(q[0]).detach()}
 
-    def actor_loss(self, w: Window, actor_out: torch.Tensor, q_alls: list[torch.Tensor]
+    def actor_loss(self, w: Window, actor_out: torch.Tensor, q_all: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``E_o[ sum_a pi(a|o) (alpha log pi(a|o) - min_k Q_k(o, a)) ]``; the critics' values
         come from their own unrolls (detached). Returns the loss, probabilities and
         log-probabilities (for the entropy loss)."""
         log_pi = F.log_softmax(actor_out, dim=-1)
         pi = log_pi.exp()
-        q = torch.min(*[q_all.detach() for q_all in q_alls])
+        q = q_all.detach().min(dim=0).values
         return w.masked_mean((pi * (self.alpha * log_pi - q)).sum(dim=-1)), pi, log_pi
 
     def entropy_loss(self, w: Window, pi: torch.Tensor, log_pi: torch.Tensor) -> torch.Tensor:
@@ -202,12 +191,12 @@ class LiquidSACDiscrete(OffPolicyAgent):
         w = window.slice(self.burn_in_steps)
         actor_out, actor_h_seq = self.actor.unroll(w.observations, states["actor"], w.resets)
 
-        critic_loss, q_alls, logs = self.critic_loss(w, states, actor_h_seq.detach())
+        critic_loss, q_all, logs = self.critic_loss(w, states, actor_h_seq.detach())
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
 
-        actor_loss, pi, log_pi = self.actor_loss(w, actor_out, q_alls)
+        actor_loss, pi, log_pi = self.actor_loss(w, actor_out, q_all)
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optimizer.step()

@@ -1,0 +1,65 @@
+"""velora.models.lnn.LiquidNCPEnsemble: member k is exactly LiquidNCPNetwork(seed=seed + k)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from velora.models import LiquidNCPNetwork
+from velora.models.lnn import LiquidNCPEnsemble
+
+
+def members(seed: int, n: int = 2) -> list[LiquidNCPNetwork]:
+    return [LiquidNCPNetwork(5, 14, 2, seed=seed + k) for k in range(n)]
+
+
+def test_each_member_computes_what_the_single_network_with_its_seed_computes():
+    ensemble = LiquidNCPEnsemble(5, 14, 2, n_members=2, seed=3)
+    nets = members(3)
+    x = torch.randn(4, 7, 5)
+    resets = torch.zeros(4, 7, dtype=torch.bool)
+    resets[1, 3] = True
+    h0 = torch.randn(4, 2 * ensemble.hidden_size)
+    y, h_seq = ensemble.unroll(x, h0, resets)
+    for k, net in enumerate(nets):
+        h0_k = h0[:, k * net.hidden_size:(k + 1) * net.hidden_size]
+        y_k, h_seq_k = net.unroll(x, h0_k, resets)
+        torch.testing.assert_close(y[k], y_k)
+        torch.testing.assert_close(h_seq[k], h_seq_k)
+    y_step, h_step = ensemble.step(x[:, 0], h0)
+    for k, net in enumerate(nets):
+        y_k, h_k = net.step(x[:, 0], h0[:, k * net.hidden_size:(k + 1) * net.hidden_size])
+        torch.testing.assert_close(y_step[k], y_k)
+        torch.testing.assert_close(h_step[:, k * net.hidden_size:(k + 1) * net.hidden_size], h_k)
+
+
+def test_parameter_counts_match_the_members():
+    ensemble = LiquidNCPEnsemble(5, 14, 2, n_members=2, seed=0)
+    nets = members(0)
+    assert ensemble.total_params == sum(n.total_params for n in nets)
+    assert ensemble.active_params == sum(n.active_params for n in nets)
+
+
+def test_masked_weights_get_no_gradient_and_stay_zero():
+    ensemble = LiquidNCPEnsemble(3, 20, 3, seed=1)
+    opt = torch.optim.Adam(ensemble.parameters(), lr=0.05, fused=True)
+    for _ in range(20):
+        opt.zero_grad()
+        y, _ = ensemble.unroll(torch.randn(8, 4, 3))
+        y.pow(2).mean().backward()
+        opt.step()
+    for weight, mask in [(ensemble.inter_weight, ensemble.inter_mask),
+                         (ensemble.input_weight, ensemble.input_mask),
+                         (ensemble.recurrent_weight, ensemble.recurrent_mask),
+                         (ensemble.motor_weight, ensemble.motor_mask)]:
+        assert torch.all(weight[mask == 0] == 0) and (mask == 0).any()
+
+
+def test_bad_input_is_named():
+    ensemble = LiquidNCPEnsemble(3, 10, 1)
+    with pytest.raises(ValueError, match=r"h must have shape \(2, 8\)"):
+        ensemble.step(torch.randn(2, 3), torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="x must have 3 features"):
+        ensemble.unroll(torch.randn(2, 4, 7))
+    with pytest.raises(ValueError, match="n_members must be a positive integer"):
+        LiquidNCPEnsemble(3, 10, 1, n_members=0)

@@ -1,0 +1,191 @@
+"""Several liquid NCP networks evaluated as one batched module (twin critics).
+
+``LiquidNCPEnsemble(in, n_neurons, out, n_members=2)`` holds ``n_members`` independent
+networks with the architecture of :class:`~velora.models.LiquidNCPNetwork` — each with its own
+wiring (seed ``seed + k``) and weights — but stores their weights stacked, so every layer of
+every member runs in one batched matmul. For SAC's twin critics this halves the number of
+operations per time step, which is what a small network's cost is made of on a CPU.
+
+**Hidden-state layout:** ``(batch, n_members * hidden_size)``, the members' states side by
+side (member ``k`` in columns ``k * hidden_size : (k + 1) * hidden_size``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from velora.models.lnn.ncp import _check_features
+from velora.models.lnn.sparse import connection_mask, init_masked_
+from velora.wiring import Wiring
+
+
+class LiquidNCPEnsemble(nn.Module):
+    """``n_members`` liquid NCP networks (inter SparseLinear -> command CfC cell -> motor
+    SparseLinear) with stacked weights.
+
+    Args:
+        in_features, n_neurons, out_features, sparsity_level: as ``LiquidNCPNetwork``.
+        n_members: number of independent networks.
+        seed: member ``k`` uses ``seed + k`` for its wiring and initial weights (``None``:
+            fresh wiring, torch's global RNG for weights).
+        device: where to put the parameters.
+
+    Call forms (``x`` is shared by all members):
+
+    * ``step(x, h=None) -> (y, h_new)``: ``x`` ``(batch, in)``, ``y``
+      ``(n_members, batch, out)``, ``h`` ``(batch, n_members * hidden_size)``.
+    * ``unroll(x, h=None, resets=None) -> (y, h_seq)``: ``x`` ``(batch, time, in)``, ``y``
+      ``(n_members, batch, time, out)``, ``h_seq`` ``(n_members, batch, time, hidden_size)``
+      (the state after each step).
+    * ``forward(x, h=None, resets=None) -> (y, h_last)`` for 2-D (step) or 3-D (sequence)
+      ``x``; ``h_last`` in the concatenated layout.
+    """
+
+    def __init__(self, in_features: int, n_neurons: int, out_features: int, *,
+                 n_members: int = 2, sparsity_level: float = 0.5, seed: int | None = None,
+                 device: torch.device | str | None = None) -> None:
+        super().__init__()
+        if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 1:
+            raise ValueError(f"n_members must be a positive integer, got {n_members!r}")
+        self.n_members = n_members
+        self.wirings = [Wiring(in_features, n_neurons, out_features, sparsity_level=sparsity_level,
+                               seed=None if seed is None else seed + k) for k in range(n_members)]
+        counts = self.wirings[0].counts
+        self.in_features, self.out_features = in_features, out_features
+        self.n_neurons, self.hidden_size = n_neurons, counts.command
+        c_in, c_h = counts.inter, counts.command
+
+        def masks(name: str, shape: tuple[int, int], repeat: int = 1) -> torch.Tensor:
+            return torch.stack([connection_mask(getattr(w.masks, name), name, shape).repeat(repeat, 1)
+                                for w in self.wirings])
+
+        self.register_buffer("inter_mask", masks("inter", (in_features, c_in)))
+        self.register_buffer("input_mask", masks("command", (c_in, c_h), 4))
+        self.register_buffer("recurrent_mask", masks("recurrent", (c_h, c_h), 4))
+        self.register_buffer("motor_mask", masks("motor", (c_h, out_features)))
+        k = n_members
+        self.inter_weight = nn.Parameter(torch.empty(k, c_in, in_features))
+        self.inter_bias = nn.Parameter(torch.empty(k, 1, c_in))
+        self.input_weight = nn.Parameter(torch.empty(k, 4 * c_h, c_in))
+        self.recurrent_weight = nn.Parameter(torch.empty(k, 4 * c_h, c_h))
+        self.cell_bias = nn.Parameter(torch.zeros(k, 1, 4 * c_h))
+        self.motor_weight = nn.Parameter(torch.empty(k, out_features, c_h))
+        self.motor_bias = nn.Parameter(torch.empty(k, 1, out_features))
+        self.reset_parameters(seed)
+        if device is not None:
+            self.to(device)
+
+    def reset_parameters(self, seed: int | None = None) -> None:
+        """Initialise each member like a ``LiquidNCPNetwork`` with seed ``seed + k``."""
+        for k in range(self.n_members):
+            gen = None if seed is None else torch.Generator().manual_seed(seed + k)
+            init_masked_(self.inter_weight[k], self.inter_mask[k], gen)
+            with torch.no_grad():
+                bound = self.in_features ** -0.5
+                self.inter_bias[k].uniform_(-bound, bound, generator=gen)
+            fan_in = self.input_mask[k].sum(1, keepdim=True) + self.recurrent_mask[k].sum(1, keepdim=True)
+            init_masked_(self.input_weight[k], self.input_mask[k], gen, fan_in)
+            init_masked_(self.recurrent_weight[k], self.recurrent_mask[k], gen, fan_in)
+            init_masked_(self.motor_weight[k], self.motor_mask[k], gen)
+            with torch.no_grad():
+                self.motor_bias[k].uniform_(-self.hidden_size ** -0.5, self.hidden_size ** -0.5,
+                                            generator=gen)
+        with torch.no_grad():
+            self.cell_bias.zero_()
+
+    # ------------------------------------------------------------------ layout helpers
+    def split_hidden(self, h: torch.Tensor | None, batch: int, like: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_members * hidden)`` -> ``(n_members, batch, hidden)`` (zeros for None)."""
+        if h is None:
+            return like.new_zeros(self.n_members, batch, self.hidden_size)
+        width = self.n_members * self.hidden_size
+        if not torch.is_tensor(h) or h.shape != (batch, width):
+            shape = tuple(h.shape) if torch.is_tensor(h) else type(h).__name__
+            raise ValueError(f"h must have shape ({batch}, {width}) (batch, n_members * "
+                             f"hidden_size), got {shape}")
+        return h.view(batch, self.n_members, self.hidden_size).transpose(0, 1)
+
+    @staticmethod
+    def join_hidden(h: torch.Tensor) -> torch.Tensor:
+        """``(n_members, batch, hidden)`` -> ``(batch, n_members * hidden)``."""
+        return h.transpose(0, 1).reshape(h.shape[1], -1)
+
+    # ------------------------------------------------------------------ computation
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """``(rows, in)`` -> the cell's input projection ``(n_members, rows, 4 * hidden)``."""
+        inter = torch.tanh(torch.baddbmm(self.inter_bias, x.expand(self.n_members, *x.shape),
+                                         (self.inter_weight * self.inter_mask).transpose(1, 2)))
+        return torch.baddbmm(self.cell_bias, inter,
+                             (self.input_weight * self.input_mask).transpose(1, 2))
+
+    def _cell(self, x_proj: torch.Tensor, h: torch.Tensor, w_rec_t: torch.Tensor) -> torch.Tensor:
+        n = self.hidden_size
+        pre = torch.baddbmm(x_proj, h, w_rec_t)
+        ff, time_a, time_b = pre.split([2 * n, n, n], dim=-1)
+        ff1, ff2 = torch.tanh(ff).chunk(2, dim=-1)
+        return torch.lerp(ff2, ff1, torch.sigmoid(time_b - time_a))
+
+    def _motor(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.motor_bias, h, (self.motor_weight * self.motor_mask).transpose(1, 2))
+
+    def step(self, x: torch.Tensor, h: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step: ``(batch, in) -> ((n_members, batch, out), (batch, n_members * H))``."""
+        _check_features(x, self.in_features, (2,))
+        hk = self.split_hidden(h, x.shape[0], x)
+        h_new = self._cell(self._project(x), hk,
+                           (self.recurrent_weight * self.recurrent_mask).transpose(1, 2))
+        return self._motor(h_new), self.join_hidden(h_new)
+
+    def step_members(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step with a separate state per member: ``x`` ``(batch, in)``, ``h``
+        ``(n_members, batch, H)`` -> ``y`` ``(n_members, batch, out)``, ``h_new`` like ``h``."""
+        h_new = self._cell(self._project(x), h,
+                           (self.recurrent_weight * self.recurrent_mask).transpose(1, 2))
+        return self._motor(h_new), h_new
+
+    def unroll(self, x: torch.Tensor, h: torch.Tensor | None = None,
+               resets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A sequence: ``(batch, time, in)`` -> ``y`` ``(n_members, batch, time, out)`` and
+        ``h_seq`` ``(n_members, batch, time, H)``, the state after each step; ``resets``
+        ``(batch, time)`` zero the state before the True steps."""
+        _check_features(x, self.in_features, (3,))
+        batch, time = x.shape[0], x.shape[1]
+        hk = self.split_hidden(h, batch, x)
+        if resets is not None and resets.shape != (batch, time):
+            raise ValueError(f"resets must have shape ({batch}, {time}) (batch, time), "
+                             f"got {tuple(resets.shape)}")
+        x_proj = self._project(x.reshape(batch * time, -1)).view(self.n_members, batch, time, -1)
+        w_rec_t = (self.recurrent_weight * self.recurrent_mask).transpose(1, 2)
+        keep = None if resets is None else (~resets.bool()).to(x.dtype).unsqueeze(-1).unbind(1)
+        states = []
+        for t, x_t in enumerate(x_proj.unbind(2)):
+            if keep is not None:
+                hk = hk * keep[t]
+            hk = self._cell(x_t, hk, w_rec_t)
+            states.append(hk)
+        h_seq = torch.stack(states, dim=2)
+        y = self._motor(h_seq.reshape(self.n_members, batch * time, -1))
+        return y.view(self.n_members, batch, time, -1), h_seq
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None,
+                resets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() == 3:
+            y, h_seq = self.unroll(x, h, resets)
+            return y, self.join_hidden(h_seq[:, :, -1])
+        return self.step(x, h)
+
+    @property
+    def total_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def active_params(self) -> int:
+        masked = sum(int((b == 0).sum()) for name, b in self.named_buffers() if name.endswith("mask"))
+        return self.total_params - masked
+
+    def extra_repr(self) -> str:
+        return (f"n_members={self.n_members}, in_features={self.in_features}, "
+                f"n_neurons={self.n_neurons}, out_features={self.out_features}, "
+                f"hidden_size={self.hidden_size}")
