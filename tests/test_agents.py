@@ -300,3 +300,24 @@ def test_a_sequence_mode_loss_reaches_the_first_training_step_through_time():
     per_step = grad.abs().sum(dim=(0, 2))
     assert torch.all(per_step[:3] == 0), "burn-in steps only refresh the state"
     assert per_step[3] > 0, "the gradient reaches the first training step through time"
+
+
+@pytest.mark.parametrize(("cls", "env"), [(LiquidSAC, "Pendulum-v1"), (LiquidDDPG, "Pendulum-v1"),
+                                          (LiquidSACDiscrete, "CartPole-v1")])
+def test_the_numpy_acting_path_gives_the_torch_policys_actions_and_states(cls, env):
+    agent = cls(env, **SMALL, seed=4)
+    agent.learn(60, log_dir=False)  # trained weights, updated in place by fused Adam
+    obs = np.stack([agent.observation_space.sample() for _ in range(5)]).astype(np.float32)
+    h = np.random.default_rng(0).standard_normal((5, agent.hidden_sizes["actor"])).astype(np.float32)
+    fast_action, fast_h = agent.predict(obs, h, deterministic=True)
+    with torch.no_grad():
+        actions, hidden = agent.policy_step(torch.as_tensor(obs), {"actor": torch.as_tensor(h)}, True)
+    np.testing.assert_allclose(fast_action, agent.to_env_action(actions), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast_h, hidden["actor"].numpy(), rtol=1e-5, atol=1e-6)
+    assert agent._numpy_policy_matches()
+
+    class NewActing(cls):
+        def policy_step(self, obs, hidden, deterministic):
+            return super().policy_step(obs, hidden, deterministic)
+
+    assert not NewActing._numpy_policy_matches()  # an overridden policy never gets the old twin

@@ -315,9 +315,9 @@ class OffPolicyAgent:
             next_hidden.update(self.memory_step(obs, actions, hidden))
         return actions, next_hidden
 
-    def to_env_action(self, actions: torch.Tensor) -> np.ndarray:
+    def to_env_action(self, actions: torch.Tensor | np.ndarray) -> np.ndarray:
         """Network-space actions -> the env's own action range (``[-1, 1]`` rescaled)."""
-        a = actions.detach().cpu().numpy()
+        a = actions if isinstance(actions, np.ndarray) else actions.detach().cpu().numpy()
         if self.action_kind == "discrete":
             return a.astype(np.int64)
         scaled = self._action_low + (a.astype(np.float64) + 1.0) * self._action_scale
@@ -361,6 +361,17 @@ class OffPolicyAgent:
                              f"(n, *{self.observation_space.shape}), got {obs.shape}")
         n = obs.shape[0]
         size = self.hidden_sizes["actor"]
+        fast = deterministic and self.device.type == "cpu" and self._numpy_policy_matches()
+        if fast:  # numpy path: same numbers, a fraction of torch's per-op overhead
+            h_np = np.zeros((n, size), np.float32) if state is None \
+                else np.asarray(state, dtype=np.float32)
+            if h_np.shape != (n, size):
+                raise ValueError(f"state must have shape ({n}, {size}), got {h_np.shape}")
+            if episode_start is not None:
+                h_np = h_np * ~np.asarray(episode_start, dtype=bool).reshape(n, 1)
+            actions_np, h_np = self.deterministic_action_numpy(obs.reshape(n, self.obs_dim), h_np)
+            env_actions = self.to_env_action(actions_np)
+            return (env_actions[0] if single else env_actions), h_np
         if state is None:
             h = torch.zeros(n, size, device=self.device)
         else:
@@ -376,6 +387,21 @@ class OffPolicyAgent:
                                                     deterministic)
         env_actions = self.to_env_action(actions)
         return (env_actions[0] if single else env_actions), next_hidden["actor"].cpu().numpy()
+
+    def deterministic_action_numpy(self, obs: np.ndarray, h: np.ndarray
+                                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Optional numpy twin of ``policy_step(..., deterministic=True)`` for ``predict`` on a
+        CPU (network-space actions, next actor state). Not provided by the base class."""
+        raise NotImplementedError
+
+    @classmethod
+    def _numpy_policy_matches(cls) -> bool:
+        """True when the class that wrote ``deterministic_action_numpy`` also wrote the
+        ``policy_step`` in use (a subclass that changes acting must not get the old twin)."""
+        for klass in cls.__mro__:
+            if "deterministic_action_numpy" in vars(klass):
+                return klass is not OffPolicyAgent and cls.policy_step is klass.policy_step
+        return False
 
     def evaluate(self, env: gym.Env | str | None = None, n_episodes: int = 10, *,
                  seed: int | None = None, deterministic: bool = True) -> tuple[float, float]:

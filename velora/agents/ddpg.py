@@ -138,6 +138,11 @@ class LiquidDDPG(OffPolicyAgent):
         out, h_actor = self.actor.step(obs, hidden["actor"])
         return torch.tanh(out), {"actor": h_actor}
 
+    def deterministic_action_numpy(self, obs: np.ndarray, h: np.ndarray
+                                   ) -> tuple[np.ndarray, np.ndarray]:
+        out, h_actor = self.actor.step_numpy(obs, h)
+        return np.tanh(out), h_actor
+
     def explore(self, actions: torch.Tensor) -> torch.Tensor:
         if self.noise_kind == "ou" and actions.shape == self.ou_noise.state.shape:
             noise = self.ou_noise()

@@ -20,6 +20,7 @@ import copy
 import math
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -181,6 +182,11 @@ class LiquidSAC(OffPolicyAgent):
         out, h_actor = self.actor.step(obs, hidden["actor"])
         action, _ = squashed_gaussian(out, deterministic)
         return action, {"actor": h_actor}
+
+    def deterministic_action_numpy(self, obs: np.ndarray, h: np.ndarray
+                                   ) -> tuple[np.ndarray, np.ndarray]:
+        out, h_actor = self.actor.step_numpy(obs, h)
+        return np.tanh(out[:, : self.act_dim]), h_actor
 
     def memory_step(self, obs: torch.Tensor, actions: torch.Tensor, hidden: Hidden) -> Hidden:
         return {"critic": self.critics.step(torch.cat([obs, actions], dim=-1), hidden["critic"])[1]}

@@ -18,6 +18,7 @@ import copy
 import math
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -129,6 +130,11 @@ class LiquidSACDiscrete(OffPolicyAgent):
         else:
             action = torch.distributions.Categorical(logits=logits).sample()
         return action, {"actor": h_actor}
+
+    def deterministic_action_numpy(self, obs: np.ndarray, h: np.ndarray
+                                   ) -> tuple[np.ndarray, np.ndarray]:
+        logits, h_actor = self.actor.step_numpy(obs, h)
+        return logits.argmax(axis=-1), h_actor
 
     def memory_step(self, obs: torch.Tensor, actions: torch.Tensor, hidden: Hidden) -> Hidden:
         return {"critic": self.critics.step(obs, hidden["critic"])[1]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -185,6 +186,29 @@ class LiquidNCPNetwork(_NCPBase):
             states.append(h)
         h_seq = torch.stack(states, dim=1)
         return self.motor(h_seq), h_seq
+
+    def step_numpy(self, x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One unit-time step in numpy for acting on a CPU: ``x`` ``(batch, in_features)``,
+        ``h`` ``(batch, hidden_size)`` float32 -> ``(y, h_new)`` as :meth:`step` computes them.
+
+        It reads the live parameters through zero-copy views (so it always sees the current
+        weights) and skips torch's per-operation dispatch, which dominates a single small step:
+        several times faster than :meth:`step` for one observation. CPU parameters only.
+        """
+        def masked(weight: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+            return weight.detach().numpy() * mask.numpy()
+
+        cell, n = self.command, self.hidden_size
+        u = np.tanh(x @ masked(self.inter.weight, self.inter.mask).T
+                    + self.inter.bias.detach().numpy())
+        pre = (u @ masked(cell.input_weight, cell.input_mask).T
+               + h @ masked(cell.recurrent_weight, cell.recurrent_mask).T
+               + cell.bias.detach().numpy())
+        ff = np.tanh(pre[:, : 2 * n])
+        gate = 1.0 / (1.0 + np.exp(pre[:, 2 * n : 3 * n] - pre[:, 3 * n :]))
+        h_new = ff[:, n:] + gate * (ff[:, :n] - ff[:, n:])
+        y = h_new @ masked(self.motor.weight, self.motor.mask).T + self.motor.bias.detach().numpy()
+        return y, h_new.astype(np.float32, copy=False)
 
     @staticmethod
     def _sequence_times(ts: float | torch.Tensor | None, batch: int, time: int,
