@@ -182,3 +182,18 @@ def test_stop_on_reward_ends_training_early():
     agent = LiquidSAC("Pendulum-v1", **SMALL)
     agent.learn(2000, log_dir=False, callbacks=[StopOnReward(threshold=-1e9, window=2)])
     assert agent.num_timesteps == 400
+
+
+def test_repeated_learn_calls_continue_one_run_folder_without_leaking_files(tmp_path):
+    import os
+
+    agent = LiquidSAC("Pendulum-v1", **SMALL, seed=0)
+    agent.learn(200, log_dir=tmp_path / "run")
+    open_after_first = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        agent.learn(200)
+    assert agent.log_dir == tmp_path / "run"
+    assert len(os.listdir("/proc/self/fd")) == open_after_first
+    events = EventAccumulator(str(tmp_path / "run"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("charts/episodic_return")] == [200, 400, 600, 800]

@@ -583,7 +583,7 @@ class OffPolicyAgent:
             for hook in hooks:
                 hook.on_training_end(self)
             if self.logger is not None:
-                self.logger.flush()
+                self.logger.close()  # flushed and closed: no file handle outlives learn()
         return self
 
     def _finish_episode(self, i: int, hooks: list[Any]) -> None:
