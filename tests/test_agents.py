@@ -321,3 +321,19 @@ def test_the_numpy_acting_path_gives_the_torch_policys_actions_and_states(cls, e
             return super().policy_step(obs, hidden, deterministic)
 
     assert not NewActing._numpy_policy_matches()  # an overridden policy never gets the old twin
+
+
+def test_append_previous_action_wrapper_feeds_the_last_action_back():
+    from velora.envs import AppendPreviousAction, MaskObservation
+
+    env = AppendPreviousAction(MaskObservation(gym.make("Pendulum-v1"), [0, 1]))
+    assert env.observation_space.shape == (3,)
+    obs, _ = env.reset(seed=0)
+    assert obs[-1] == 0.0
+    obs, *_ = env.step(np.array([1.5], dtype=np.float32))
+    assert obs[-1] == pytest.approx(1.5) and env.observation_space.contains(obs)
+    discrete = AppendPreviousAction(gym.make("CartPole-v1"))
+    discrete.reset(seed=0)
+    obs, *_ = discrete.step(1)
+    np.testing.assert_array_equal(obs[-2:], [0.0, 1.0])
+    LiquidSAC(env, **SMALL).learn(30, log_dir=False)

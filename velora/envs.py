@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 __all__ = [
+    "AppendPreviousAction",
     "MaskObservation",
     "check_action_space",
     "check_observation_space",
@@ -50,6 +51,47 @@ class MaskObservation(gym.ObservationWrapper):
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         return observation[self.keep]
+
+
+class AppendPreviousAction(gym.Wrapper):
+    """Append the previous action (zeros after a reset) to a 1-D Box observation.
+
+    In a partially observable task the last action is evidence the observation lacks (it
+    drove the hidden dynamics); recurrent agents for POMDPs commonly read it. Box or
+    Discrete actions (one-hot) are supported.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        obs_space, act_space = env.observation_space, env.action_space
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+            raise ValueError(f"AppendPreviousAction needs a 1-D Box observation space, got {obs_space}")
+        if isinstance(act_space, gym.spaces.Box):
+            low, high = act_space.low.reshape(-1), act_space.high.reshape(-1)
+        elif isinstance(act_space, gym.spaces.Discrete):
+            low, high = np.zeros(act_space.n), np.ones(act_space.n)
+        else:
+            raise ValueError(f"AppendPreviousAction needs Box or Discrete actions, got {act_space}")
+        self._n_action = len(low)
+        self.observation_space = gym.spaces.Box(
+            np.concatenate([obs_space.low, low]).astype(np.float32),
+            np.concatenate([obs_space.high, high]).astype(np.float32), dtype=np.float32)
+
+    def _encode(self, action: object) -> np.ndarray:
+        if isinstance(self.env.action_space, gym.spaces.Discrete):
+            one_hot = np.zeros(self._n_action, np.float32)
+            one_hot[int(action)] = 1.0
+            return one_hot
+        return np.asarray(action, dtype=np.float32).reshape(-1)
+
+    def reset(self, **kwargs: object) -> tuple[np.ndarray, dict]:
+        obs, info = self.env.reset(**kwargs)
+        return np.concatenate([obs, np.zeros(self._n_action, np.float32)]).astype(np.float32), info
+
+    def step(self, action: object) -> tuple:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        obs = np.concatenate([obs, self._encode(action)]).astype(np.float32)
+        return obs, reward, terminated, truncated, info
 
 
 def _pendulum_masked(keep: Sequence[int]) -> Callable[..., gym.Env]:
