@@ -74,7 +74,7 @@ def system_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
         specs.append({"key": "velora_sequence", "kind": "velora", "cls": velora_cls,
                       "replay": "sequence",
                       "label": f"velora {velora_cls} (sequence, seq_len {args.seq_len}, "
-                               f"burn_in {args.burn_in})"})
+                               f"burn_in {args.burn_in}, {args.seq_batch or args.batch_size} windows)"})
     return specs
 
 
@@ -171,7 +171,8 @@ class VeloraSystem:
                               "gradient_steps": 1, "buffer_size": cfg["buffer_size"], "seed": seed,
                               "device": "cpu"}
         if replay == "sequence":
-            kw.update(seq_len=cfg["seq_len"], burn_in=cfg["burn_in"])
+            kw.update(seq_len=cfg["seq_len"], burn_in=cfg["burn_in"],
+                      batch_size=cfg.get("seq_batch") or cfg["batch_size"])
         self.env_id = cfg["env"]
         self.agent = cls(self.env_id, **kw)
         self.state = None
@@ -532,6 +533,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--noise-std", type=float, default=0.1,
                    help="TD3 peer's Gaussian action noise, in the [-1, 1] action scale like LiquidDDPG's")
     p.add_argument("--seq-len", type=int, default=16)
+    p.add_argument("--seq-batch", type=int, default=None,
+                   help="windows per sequence-mode update (default: --batch-size). 16 windows of "
+                        "16 steps train on 256 transitions per update, as SB3 does with batch 256")
     p.add_argument("--burn-in", type=int, default=8)
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads in every process")
     p.add_argument("--quick", action="store_true",
@@ -563,6 +567,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = {"env": args.env, "lr": args.lr, "batch_size": args.batch_size,
            "learning_starts": args.learning_starts, "buffer_size": args.buffer_size,
            "seq_len": args.seq_len, "burn_in": args.burn_in, "threads": args.threads,
+           "seq_batch": args.seq_batch,
            "noise_std": args.noise_std}
     meta: dict[str, Any] = {"command": common.command_line(), "date": common.today(),
                             "machine": common.machine_note()}
