@@ -94,20 +94,24 @@ class AppendPreviousAction(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def _pendulum_masked(keep: Sequence[int]) -> Callable[..., gym.Env]:
+def _pendulum_masked(keep: Sequence[int], previous_action: bool) -> Callable[..., gym.Env]:
     def make(**kwargs: object) -> gym.Env:
-        return MaskObservation(gym.make("Pendulum-v1", **kwargs), keep)
+        env: gym.Env = MaskObservation(gym.make("Pendulum-v1", **kwargs), keep)
+        return AppendPreviousAction(env) if previous_action else env
     return make
 
 
-# Pendulum's observation is [cos θ, sin θ, θ̇].
+# Pendulum's observation is [cos θ, sin θ, θ̇]. Entry: (kept indices, previous action?, doc).
 PARTIAL_OBSERVABILITY_ENVS = {
-    "velora/PendulumNoVel-v1": ([0, 1], "Pendulum-v1 seeing only cos θ and sin θ"),
-    "velora/PendulumVelOnly-v1": ([2], "Pendulum-v1 seeing only the angular velocity θ̇"),
+    "velora/PendulumNoVel-v1": ([0, 1], False, "Pendulum-v1 seeing only cos θ and sin θ"),
+    "velora/PendulumVelOnly-v1": ([2], False, "Pendulum-v1 seeing only the angular velocity θ̇"),
+    "velora/PendulumNoVelPrevAction-v1": (
+        [0, 1], True, "Pendulum-v1 seeing cos θ, sin θ and its own previous action"),
 }
-for _env_id, (_keep, _doc) in PARTIAL_OBSERVABILITY_ENVS.items():
+for _env_id, (_keep, _previous, _doc) in PARTIAL_OBSERVABILITY_ENVS.items():
     if _env_id not in gym.registry:
-        gym.register(_env_id, entry_point=_pendulum_masked(_keep), max_episode_steps=None)
+        gym.register(_env_id, entry_point=_pendulum_masked(_keep, _previous),
+                     max_episode_steps=None)
 
 
 def check_observation_space(space: gym.Space) -> gym.spaces.Box:
