@@ -8,6 +8,7 @@ provide the methods listed under "Algorithm interface" below.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 import warnings
@@ -111,8 +112,6 @@ AGENT_CLASSES: dict[str, type[OffPolicyAgent]] = {}
 def constructor_config(init: Any, arguments: dict[str, Any]) -> dict[str, Any]:
     """The hyperparameters an agent was built with, from its ``__init__``'s arguments:
     every keyword argument except ``env`` and ``device`` (JSON-able, saved in checkpoints)."""
-    import inspect
-
     names = [p.name for p in inspect.signature(init).parameters.values()
              if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "device"]
     return {name: arguments[name] for name in names}
@@ -252,6 +251,7 @@ class OffPolicyAgent:
         self._last_hidden: Hidden | None = None
         self._episode_return = np.zeros(self.num_envs)
         self._episode_length = np.zeros(self.num_envs, dtype=np.int64)
+        self._episode_returns: list[float] = []
         self.buffer: ReplayBuffer | None = None
         self.logger: RunLogger | None = None
         self.log_dir: Path | None = None
@@ -628,8 +628,6 @@ class OffPolicyAgent:
     @property
     def episode_returns(self) -> list[float]:
         """Returns of every finished training episode, oldest first."""
-        if not hasattr(self, "_episode_returns"):
-            self._episode_returns: list[float] = []
         return self._episode_returns
 
     def on_episodes_end(self, done: np.ndarray) -> None:
