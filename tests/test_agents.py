@@ -306,14 +306,22 @@ def test_a_sequence_mode_loss_reaches_the_first_training_step_through_time():
                                           (LiquidSACDiscrete, "CartPole-v1")])
 def test_the_numpy_acting_path_gives_the_torch_policys_actions_and_states(cls, env):
     agent = cls(env, **SMALL, seed=4)
-    agent.learn(60, log_dir=False)  # trained weights, updated in place by fused Adam
     obs = np.stack([agent.observation_space.sample() for _ in range(5)]).astype(np.float32)
     h = np.random.default_rng(0).standard_normal((5, agent.hidden_sizes["actor"])).astype(np.float32)
-    fast_action, fast_h = agent.predict(obs, h, deterministic=True)
-    with torch.no_grad():
-        actions, hidden = agent.policy_step(torch.as_tensor(obs), {"actor": torch.as_tensor(h)}, True)
-    np.testing.assert_allclose(fast_action, agent.to_env_action(actions), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(fast_h, hidden["actor"].numpy(), rtol=1e-5, atol=1e-6)
+
+    def both_paths() -> tuple[np.ndarray, np.ndarray]:
+        fast_action, fast_h = agent.predict(obs, h, deterministic=True)
+        with torch.no_grad():
+            actions, hidden = agent.policy_step(torch.as_tensor(obs), {"actor": torch.as_tensor(h)},
+                                                True)
+        np.testing.assert_allclose(fast_action, agent.to_env_action(actions), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(fast_h, hidden["actor"].numpy(), rtol=1e-5, atol=1e-6)
+        return fast_action, fast_h
+
+    before = both_paths()  # untrained weights (and whatever the numpy path caches from them)
+    agent.learn(60, log_dir=False)  # trained weights, updated in place by fused Adam
+    after = both_paths()  # the numpy path must see the new weights, not a stale copy
+    assert agent.num_updates > 0 and not np.allclose(before[1], after[1])
     assert agent._numpy_policy_matches()
 
     class NewActing(cls):
@@ -337,3 +345,42 @@ def test_append_previous_action_wrapper_feeds_the_last_action_back():
     obs, *_ = discrete.step(1)
     np.testing.assert_array_equal(obs[-2:], [0.0, 1.0])
     LiquidSAC(env, **SMALL).learn(30, log_dir=False)
+
+
+def test_the_default_batch_is_256_transitions_in_either_replay_mode():
+    assert LiquidSAC("Pendulum-v1", seed=0).batch_size == 256
+    assert LiquidSAC("Pendulum-v1", replay="sequence", seed=0).batch_size == 16  # 16 x 16 steps
+    assert LiquidSAC("Pendulum-v1", replay="sequence", seq_len=32, seed=0).batch_size == 8
+    assert LiquidSAC("Pendulum-v1", replay="sequence", batch_size=64, seed=0).batch_size == 64
+
+
+def test_frozen_gives_gradients_to_inputs_but_not_to_the_modules_weights():
+    from velora.agents.base import frozen
+
+    critic = torch.nn.Linear(3, 1)
+    critic.bias.requires_grad_(False)  # a flag that was already off stays off afterwards
+    action = torch.randn(4, 3, requires_grad=True)
+    with frozen(critic):
+        q = critic(action).sum()
+    q.backward()
+    assert action.grad is not None and action.grad.abs().sum() > 0
+    assert critic.weight.grad is None
+    assert critic.weight.requires_grad and not critic.bias.requires_grad
+
+
+def test_the_sac_actor_loss_leaves_the_critics_gradients_to_the_critic_loss():
+    agent = LiquidSAC("Pendulum-v1", **SMALL, seed=0)
+    agent.learn(40, log_dir=False)
+    window = agent.sample_window()
+    assert window.all_valid  # one-step batches have no padding: masked_mean is a plain mean
+    values = torch.randn(window.batch_size, window.length)
+    torch.testing.assert_close(window.masked_mean(values), values.mean())
+    states = agent.burn_in_states(window)
+    actor_out, actor_h_seq = agent.actor.unroll(window.observations, states["actor"], window.resets)
+    _, critic_h_seq, _ = agent.critic_loss(window, states, actor_h_seq.detach())
+    agent.critics.zero_grad(set_to_none=True)
+    actor_loss, _ = agent.actor_loss(window, states, actor_out, critic_h_seq)
+    actor_loss.backward()
+    assert all(p.grad is None for p in agent.critics.parameters())
+    assert all(p.requires_grad for p in agent.critics.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.actor.parameters())

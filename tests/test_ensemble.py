@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 import torch
 
@@ -63,3 +66,20 @@ def test_bad_input_is_named():
         ensemble.unroll(torch.randn(2, 4, 7))
     with pytest.raises(ValueError, match="n_members must be a positive integer"):
         LiquidNCPEnsemble(3, 10, 1, n_members=0)
+
+
+@pytest.mark.parametrize("make_copy", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))],
+                         ids=["deepcopy", "pickle"])
+def test_a_copied_ensemble_keeps_its_wiring_while_it_trains(make_copy):
+    ensemble = make_copy(LiquidNCPEnsemble(5, 10, 2, n_members=2, seed=3))
+    opt = torch.optim.Adam(ensemble.parameters(), lr=1e-2)
+    x = torch.randn(4, 6, 5)
+    for _ in range(5):
+        opt.zero_grad()
+        ensemble(x)[0].pow(2).sum().backward()
+        opt.step()
+    for weight, mask in [(ensemble.inter_weight, ensemble.inter_mask),
+                         (ensemble.input_weight, ensemble.input_mask),
+                         (ensemble.recurrent_weight, ensemble.recurrent_mask),
+                         (ensemble.motor_weight, ensemble.motor_mask)]:
+        assert torch.all(weight[mask == 0] == 0) and weight[mask == 1].abs().sum() > 0

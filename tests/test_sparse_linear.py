@@ -21,12 +21,46 @@ def masked_entries(layer: SparseLinear) -> torch.Tensor:
     return layer.weight[layer.mask == 0]
 
 
-def test_forward_uses_only_unmasked_weights(layer):
+def test_forward_uses_only_unmasked_weights_after_a_hand_edit_and_apply_masks(layer):
     with torch.no_grad():
-        layer.weight.fill_(1.0)  # even nonzero stored values at masked places are ignored
+        layer.weight.fill_(1.0)  # a hand edit writes the masked places too ...
+    layer.apply_masks_()  # ... and apply_masks_ restores the wiring
     x = torch.randn(5, layer.in_features)
     expected = x @ (layer.mask * 1.0).t() + layer.bias
     torch.testing.assert_close(layer(x), expected)
+    assert torch.all(masked_entries(layer) == 0)
+
+
+def test_loading_a_state_dict_with_weights_off_the_wiring_zeroes_them(layer):
+    state = {k: v.clone() for k, v in layer.state_dict().items()}
+    state["weight"].fill_(2.0)
+    layer.load_state_dict(state)
+    assert torch.all(masked_entries(layer) == 0)
+    assert torch.all(layer.weight[layer.mask == 1] == 2.0)
+
+
+def train_a_little(layer: torch.nn.Module, dtype: torch.dtype = torch.float32) -> None:
+    opt = torch.optim.Adam(layer.parameters(), lr=1e-2)
+    x = torch.randn(16, layer.in_features, dtype=dtype)
+    for _ in range(5):
+        opt.zero_grad()
+        layer(x).pow(2).sum().backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("make_copy", [
+    copy.deepcopy,
+    lambda m: m.to(torch.float64),
+    lambda m: m.requires_grad_(False).requires_grad_(True),
+    lambda m: __import__("pickle").loads(__import__("pickle").dumps(m)),
+], ids=["deepcopy", "to_float64", "requires_grad_off_on", "pickle"])
+def test_copies_and_conversions_keep_masking_the_gradient(layer, make_copy):
+    other = make_copy(layer)
+    dtype = other.weight.dtype
+    train_a_little(other, dtype)
+    assert torch.all(other.weight.grad[other.mask == 0] == 0)
+    assert torch.all(other.weight[other.mask == 0] == 0)
+    assert other.weight[other.mask == 1].abs().sum() > 0
 
 
 def test_masked_weights_start_at_zero_and_get_zero_gradient(layer):

@@ -74,7 +74,7 @@ def system_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
         specs.append({"key": "velora_sequence", "kind": "velora", "cls": velora_cls,
                       "replay": "sequence",
                       "label": f"velora {velora_cls} (sequence, seq_len {args.seq_len}, "
-                               f"burn_in {args.burn_in}, {args.seq_batch or args.batch_size} windows)"})
+                               f"burn_in {args.burn_in}, {sequence_windows(vars(args))} windows)"})
     return specs
 
 
@@ -161,6 +161,12 @@ class SB3System:
         return {"actor": actor, "critic": critic, "total": actor + critic, "active": actor + critic}
 
 
+def sequence_windows(cfg: dict[str, Any]) -> int:
+    """Windows per sequence-mode update: ``--seq-batch``, else as many transitions as the
+    one-step batch (``batch_size // seq_len``, velora's own default)."""
+    return cfg.get("seq_batch") or max(1, cfg["batch_size"] // cfg["seq_len"])
+
+
 class VeloraSystem:
     def __init__(self, cfg: dict[str, Any], seed: int, cls_name: str, replay: str) -> None:
         from velora import agents
@@ -172,7 +178,7 @@ class VeloraSystem:
                               "device": "cpu"}
         if replay == "sequence":
             kw.update(seq_len=cfg["seq_len"], burn_in=cfg["burn_in"],
-                      batch_size=cfg.get("seq_batch") or cfg["batch_size"])
+                      batch_size=sequence_windows(cfg))
         self.env_id = cfg["env"]
         self.agent = cls(self.env_id, **kw)
         self.state = None
@@ -534,8 +540,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="TD3 peer's Gaussian action noise, in the [-1, 1] action scale like LiquidDDPG's")
     p.add_argument("--seq-len", type=int, default=16)
     p.add_argument("--seq-batch", type=int, default=None,
-                   help="windows per sequence-mode update (default: --batch-size). 16 windows of "
-                        "16 steps train on 256 transitions per update, as SB3 does with batch 256")
+                   help="windows per sequence-mode update (default: --batch-size // --seq-len, "
+                        "velora's default: 16 windows of 16 steps train on 256 transitions per "
+                        "update, as SB3 does with batch 256)")
     p.add_argument("--burn-in", type=int, default=8)
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads in every process")
     p.add_argument("--quick", action="store_true",

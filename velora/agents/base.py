@@ -12,7 +12,8 @@ import inspect
 import sys
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -39,6 +40,7 @@ from velora.envs import (
 from velora.logger import RunLogger
 
 Hidden = dict[str, torch.Tensor]
+TRANSITIONS_PER_UPDATE = 256  # the default batch, as in SB3: windows are counted in steps
 ReplayMode = Literal["stored_state", "sequence"]
 
 
@@ -60,6 +62,7 @@ class Window:
     resets: torch.Tensor
     valid: torch.Tensor
     hiddens: Hidden
+    all_valid: bool = False  # True when no step is padding (one-step batches): a plain mean
 
     @property
     def batch_size(self) -> int:
@@ -72,11 +75,13 @@ class Window:
     def slice(self, start: int, stop: int | None = None) -> Window:
         """Steps ``start:stop`` of every window (``hiddens`` is left as it is)."""
         parts = {f.name: getattr(self, f.name)[:, start:stop]
-                 for f in fields(self) if f.name != "hiddens"}
+                 for f in fields(self) if f.name not in ("hiddens", "all_valid")}
         return replace(self, **parts)
 
     def masked_mean(self, values: torch.Tensor) -> torch.Tensor:
         """Mean of ``(batch, time)`` values over the valid (non-padded) steps."""
+        if self.all_valid:
+            return values.mean()
         weights = self.valid.to(values.dtype)
         return (values * weights).sum() / weights.sum().clamp(min=1.0)
 
@@ -123,15 +128,20 @@ def load_agent(path: str | Path, env: EnvLike | None = None, *,
     return OffPolicyAgent.load(path, env, device=device)
 
 
-def adam(params: Iterable[torch.nn.Parameter] | list[torch.Tensor], lr: float
-         ) -> torch.optim.Adam:
-    """Adam with the fused kernel where this torch has one for the device (one kernel for all
-    parameters instead of a Python loop over dozens of small tensors: ~5x faster on CPU)."""
-    params = list(params)
+@contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Evaluate ``module`` without recording gradients for its parameters (inputs still get
+    theirs): an actor loss needs ``dQ/da`` through the critics, not a backward pass over the
+    critics' weights, which their next update would discard anyway."""
+    params = list(module.parameters())
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
     try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
+        yield module
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
 
 
 def polyak_update(online: torch.nn.Module, target: torch.nn.Module, tau: float) -> None:
@@ -175,7 +185,7 @@ class OffPolicyAgent:
         seq_len: int,
         burn_in: int,
         buffer_size: int,
-        batch_size: int,
+        batch_size: int | None,
         learning_starts: int,
         train_freq: int,
         gradient_steps: int,
@@ -196,6 +206,11 @@ class OffPolicyAgent:
         self.seq_len = positive_int("seq_len", seq_len)
         self.burn_in = non_negative_int("burn_in", burn_in)
         self.buffer_size = positive_int("buffer_size", buffer_size)
+        if batch_size is None:
+            # 256 transitions per update either way: 256 single transitions, or 256 // seq_len
+            # windows (16 of 16 steps). A window is seq_len transitions of work and gradient.
+            batch_size = TRANSITIONS_PER_UPDATE if replay == "stored_state" \
+                else max(1, TRANSITIONS_PER_UPDATE // self.seq_len)
         self.batch_size = positive_int("batch_size", batch_size)
         if self.batch_size > self.buffer_size:
             raise ValueError(f"batch_size ({batch_size}) must not exceed buffer_size "
@@ -234,8 +249,8 @@ class OffPolicyAgent:
         if self.action_kind == "box":
             self.act_dim = int(np.prod(self.action_space.shape))
             self._action_low = self.action_space.low.astype(np.float64).reshape(-1)
-            self._action_scale = (self.action_space.high.astype(np.float64).reshape(-1)
-                                  - self._action_low) / 2.0
+            self._action_high = self.action_space.high.astype(np.float64).reshape(-1)
+            self._action_scale = (self._action_high - self._action_low) / 2.0
         else:
             self.act_dim = int(self.action_space.n)
         self.device = torch.device(device)
@@ -320,9 +335,11 @@ class OffPolicyAgent:
         a = actions if isinstance(actions, np.ndarray) else actions.detach().cpu().numpy()
         if self.action_kind == "discrete":
             return a.astype(np.int64)
-        scaled = self._action_low + (a.astype(np.float64) + 1.0) * self._action_scale
-        scaled = np.clip(scaled, self.action_space.low.reshape(-1), self.action_space.high.reshape(-1))
-        return scaled.reshape(len(a), *self.action_space.shape).astype(self.action_space.dtype)
+        scaled = self._action_low + (a + 1.0) * self._action_scale  # float64 from here on
+        # np.minimum/np.maximum: np.clip's dispatch costs more than the arithmetic here
+        np.minimum(np.maximum(scaled, self._action_low, out=scaled), self._action_high, out=scaled)
+        space = self.action_space
+        return scaled.reshape(len(a), *space.shape).astype(space.dtype, copy=False)
 
     # ------------------------------------------------------------------ predict / evaluate
     def predict(
@@ -454,7 +471,7 @@ class OffPolicyAgent:
         one = lambda x: x.unsqueeze(1)  # noqa: E731 - (batch, ...) -> (batch, 1, ...)
         return Window(one(t.observations), one(t.actions), one(t.rewards),
                       one(t.next_observations), one(t.terminated), one(t.episode_starts),
-                      torch.ones_like(one(t.terminated)), dict(t.hiddens))
+                      torch.ones_like(one(t.terminated)), dict(t.hiddens), all_valid=True)
 
     @property
     def burn_in_steps(self) -> int:

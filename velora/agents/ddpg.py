@@ -25,14 +25,15 @@ from velora.agents.base import (
     OffPolicyAgent,
     ReplayMode,
     Window,
-    adam,
     constructor_config,
+    frozen,
     merge_time,
     polyak_update,
     states_before_each_step,
 )
 from velora.envs import EnvLike
 from velora.models import LiquidNCPNetwork
+from velora.optim import adam
 
 
 class OrnsteinUhlenbeckNoise:
@@ -82,7 +83,7 @@ class LiquidDDPG(OffPolicyAgent):
         seq_len: int = 16,
         burn_in: int = 8,
         buffer_size: int = 1_000_000,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         learning_starts: int = 1000,
         train_freq: int = 1,
         gradient_steps: int = 1,
@@ -205,8 +206,9 @@ class LiquidDDPG(OffPolicyAgent):
         out, _ = self.actor.unroll(w.observations, h["actor"], w.resets)
         action = torch.tanh(merge_time(out))
         h_before = states_before_each_step(h["critic"], critic_h_seq.detach(), w.resets)
-        q = self.critic.step(torch.cat([merge_time(w.observations), action], dim=-1),
-                             merge_time(h_before))[0]
+        with frozen(self.critic):  # gradients reach the action, not the critic's weights
+            q = self.critic.step(torch.cat([merge_time(w.observations), action], dim=-1),
+                                 merge_time(h_before))[0]
         return -w.masked_mean(q.view(w.batch_size, w.length))
 
     def update(self, window: Window) -> dict[str, torch.Tensor]:

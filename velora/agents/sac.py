@@ -31,8 +31,8 @@ from velora.agents.base import (
     OffPolicyAgent,
     ReplayMode,
     Window,
-    adam,
     constructor_config,
+    frozen,
     merge_time,
     polyak_update,
     states_before_each_step,
@@ -40,6 +40,7 @@ from velora.agents.base import (
 from velora.envs import EnvLike
 from velora.models import LiquidNCPNetwork
 from velora.models.lnn import LiquidNCPEnsemble
+from velora.optim import adam
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -85,7 +86,9 @@ class LiquidSAC(OffPolicyAgent):
         seq_len: training steps per window (sequence mode).
         burn_in: steps before each window that only refresh the state (sequence mode).
         buffer_size: transitions kept, over all envs.
-        batch_size: windows (or transitions) per update.
+        batch_size: transitions per update (``"stored_state"``), or windows per update
+            (``"sequence"``); ``None``: 256 transitions' worth — 256, or ``256 // seq_len``
+            windows (16 windows of 16 steps).
         learning_starts: env steps of uniform random actions before updates start.
         train_freq: env iterations (one step of every env) between update rounds.
         gradient_steps: updates per round.
@@ -114,7 +117,7 @@ class LiquidSAC(OffPolicyAgent):
         seq_len: int = 16,
         burn_in: int = 8,
         buffer_size: int = 1_000_000,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         learning_starts: int = 1000,
         train_freq: int = 1,
         gradient_steps: int = 1,
@@ -247,7 +250,8 @@ class LiquidSAC(OffPolicyAgent):
         h0 = self.critics.split_hidden(states["critics"], w.batch_size, action)
         h_before = states_before_each_step(h0, critic_h_seq.detach(), w.resets)
         x = torch.cat([merge_time(w.observations), merge_time(action)], dim=-1)
-        q, _ = self.critics.step_members(x, h_before.reshape(members, w.batch_size * w.length, -1))
+        with frozen(self.critics):  # gradients reach the action, not the critics' weights
+            q, _ = self.critics.step_members(x, h_before.reshape(members, w.batch_size * w.length, -1))
         q = q.min(dim=0).values.view(w.batch_size, w.length)
         return w.masked_mean(self.alpha * log_prob - q), log_prob
 
@@ -269,13 +273,13 @@ class LiquidSAC(OffPolicyAgent):
         self.critic_optimizer.step()
 
         actor_loss, log_prob = self.actor_loss(w, states, actor_out, critic_h_seq)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_optimizer.step()
-
         alpha_loss = self.entropy_loss(w, log_prob)
+        self.actor_optimizer.zero_grad(set_to_none=True)
         self.alpha_optimizer.zero_grad(set_to_none=True)
-        alpha_loss.backward()
+        # The two losses share no parameters (the actor's uses alpha detached, alpha's the
+        # log-probabilities detached): one backward pass serves both.
+        (actor_loss + alpha_loss).backward()
+        self.actor_optimizer.step()
         self.alpha_optimizer.step()
 
         polyak_update(self.critics, self.critic_targets, self.tau)

@@ -29,7 +29,6 @@ from velora.agents.base import (
     OffPolicyAgent,
     ReplayMode,
     Window,
-    adam,
     constructor_config,
     merge_time,
     polyak_update,
@@ -37,6 +36,7 @@ from velora.agents.base import (
 from velora.envs import EnvLike
 from velora.models import LiquidNCPNetwork
 from velora.models.lnn import LiquidNCPEnsemble
+from velora.optim import adam
 
 
 class LiquidSACDiscrete(OffPolicyAgent):
@@ -61,7 +61,7 @@ class LiquidSACDiscrete(OffPolicyAgent):
         seq_len: int = 16,
         burn_in: int = 8,
         buffer_size: int = 1_000_000,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         learning_starts: int = 1000,
         train_freq: int = 1,
         gradient_steps: int = 1,
@@ -203,13 +203,11 @@ class LiquidSACDiscrete(OffPolicyAgent):
         self.critic_optimizer.step()
 
         actor_loss, pi, log_pi = self.actor_loss(w, actor_out, q_all)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_optimizer.step()
-
         alpha_loss = self.entropy_loss(w, pi, log_pi)
+        self.actor_optimizer.zero_grad(set_to_none=True)
         self.alpha_optimizer.zero_grad(set_to_none=True)
-        alpha_loss.backward()
+        (actor_loss + alpha_loss).backward()  # no shared parameters: one backward for both
+        self.actor_optimizer.step()
         self.alpha_optimizer.step()
 
         polyak_update(self.critics, self.critic_targets, self.tau)

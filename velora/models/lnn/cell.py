@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from velora.models.lnn.sparse import connection_mask, init_masked_
+from velora.models.lnn.sparse import MaskedWeights, connection_mask, init_masked_
 
 N_HEADS = 4  # ff1, ff2, time_a, time_b
 
@@ -34,7 +34,7 @@ def as_elapsed_time(ts: float | torch.Tensor | None, batch: int, like: torch.Ten
     return ts.reshape(batch, 1).to(like)
 
 
-class NCPLiquidCell(nn.Module):
+class NCPLiquidCell(MaskedWeights):
     """One layer of closed-form continuous-time (CfC) neurons, Hasani et al. (2022).
 
     For input ``x``, previous state ``h`` and elapsed time ``ts``, with ``z = [x, h]``::
@@ -46,7 +46,9 @@ class NCPLiquidCell(nn.Module):
     the closed-form solution of a liquid time-constant ODE: the time gate decides how far the
     state has relaxed from ``f1`` towards ``f2`` after ``ts`` time units. **Every** head,
     the two time heads included, is masked by the wiring, so information flows only along
-    the circuit's synapses. All four heads are computed in one matmul.
+    the circuit's synapses (weights without a synapse are exact zeros that get no gradient,
+    see :class:`~velora.models.lnn.sparse.MaskedWeights`). All four heads are computed in one
+    matmul.
 
     Args:
         in_features: size of ``x``.
@@ -84,6 +86,9 @@ class NCPLiquidCell(nn.Module):
         self.recurrent_weight = nn.Parameter(torch.empty(N_HEADS * self.n_hidden, self.n_hidden))
         self.bias = nn.Parameter(torch.empty(N_HEADS * self.n_hidden))
         self.reset_parameters(generator)
+        self._track_masks()
+
+    masked_weights_by_name = (("input_weight", "input_mask"), ("recurrent_weight", "recurrent_mask"))
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         fan_in = self.input_mask.sum(1, keepdim=True) + self.recurrent_mask.sum(1, keepdim=True)
@@ -104,7 +109,7 @@ class NCPLiquidCell(nn.Module):
         :meth:`step_projected` per step.
         """
         if input_weight is None:
-            input_weight = self.input_weight * self.input_mask
+            input_weight = self.input_weight
         return F.linear(x, input_weight, self.bias)
 
     def step_projected(self, x_proj: torch.Tensor, h: torch.Tensor,
@@ -112,7 +117,7 @@ class NCPLiquidCell(nn.Module):
                        ts: float | torch.Tensor = 1.0) -> torch.Tensor:
         """One CfC update from a precomputed input projection; returns ``h_new``."""
         if recurrent_weight is None:
-            recurrent_weight = self.recurrent_weight * self.recurrent_mask
+            recurrent_weight = self.recurrent_weight
         n = self.n_hidden
         pre = torch.addmm(x_proj, h, recurrent_weight.t())
         # One split (not slices): its backward is a single concatenation.

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from velora.models.lnn.ncp import _check_features
-from velora.models.lnn.sparse import connection_mask, init_masked_
+from velora.models.lnn.sparse import MaskedWeights, connection_mask, init_masked_
 from velora.wiring import Wiring
 
 
-class LiquidNCPEnsemble(nn.Module):
+class LiquidNCPEnsemble(MaskedWeights):
     """``n_members`` liquid NCP networks (inter SparseLinear -> command CfC cell -> motor
     SparseLinear) with stacked weights.
 
@@ -73,8 +73,12 @@ class LiquidNCPEnsemble(nn.Module):
         self.motor_weight = nn.Parameter(torch.empty(k, out_features, c_h))
         self.motor_bias = nn.Parameter(torch.empty(k, 1, out_features))
         self.reset_parameters(seed)
+        self._track_masks()
         if device is not None:
             self.to(device)
+
+    masked_weights_by_name = (("inter_weight", "inter_mask"), ("input_weight", "input_mask"),
+                              ("recurrent_weight", "recurrent_mask"), ("motor_weight", "motor_mask"))
 
     def reset_parameters(self, seed: int | None = None) -> None:
         """Initialise each member like a ``LiquidNCPNetwork`` with seed ``seed + k``."""
@@ -112,38 +116,44 @@ class LiquidNCPEnsemble(nn.Module):
         return h.transpose(0, 1).reshape(h.shape[1], -1)
 
     # ------------------------------------------------------------------ computation
-    def _project(self, x: torch.Tensor) -> torch.Tensor:
-        """``(rows, in)`` -> the cell's input projection ``(n_members, rows, 4 * hidden)``."""
-        inter = torch.tanh(torch.baddbmm(self.inter_bias, x.expand(self.n_members, *x.shape),
-                                         (self.inter_weight * self.inter_mask).transpose(1, 2)))
-        return torch.baddbmm(self.cell_bias, inter,
-                             (self.input_weight * self.input_mask).transpose(1, 2))
+    def _params(self) -> tuple[torch.Tensor, ...]:
+        """The weights in the order the computation uses them."""
+        return (self.inter_weight, self.inter_bias, self.input_weight, self.cell_bias,
+                self.recurrent_weight, self.motor_weight, self.motor_bias)
 
-    def _cell(self, x_proj: torch.Tensor, h: torch.Tensor, w_rec_t: torch.Tensor) -> torch.Tensor:
+    def _project(self, x: torch.Tensor, params: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """``(rows, in)`` -> the cell's input projection ``(n_members, rows, 4 * hidden)``."""
+        inter_w, inter_b, input_w, cell_b = params[:4]
+        inter = torch.tanh(torch.baddbmm(inter_b, x.expand(self.n_members, *x.shape),
+                                         inter_w.transpose(1, 2)))
+        return torch.baddbmm(cell_b, inter, input_w.transpose(1, 2))
+
+    def _cell(self, x_proj: torch.Tensor, h: torch.Tensor, params: tuple[torch.Tensor, ...]
+              ) -> torch.Tensor:
         n = self.hidden_size
-        pre = torch.baddbmm(x_proj, h, w_rec_t)
+        pre = torch.baddbmm(x_proj, h, params[4].transpose(1, 2))
         ff, time_a, time_b = pre.split([2 * n, n, n], dim=-1)
         ff1, ff2 = torch.tanh(ff).chunk(2, dim=-1)
         return torch.lerp(ff2, ff1, torch.sigmoid(time_b - time_a))
 
-    def _motor(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.motor_bias, h, (self.motor_weight * self.motor_mask).transpose(1, 2))
+    def _motor(self, h: torch.Tensor, params: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return torch.baddbmm(params[6], h, params[5].transpose(1, 2))
 
     def step(self, x: torch.Tensor, h: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """One time step: ``(batch, in) -> ((n_members, batch, out), (batch, n_members * H))``."""
         _check_features(x, self.in_features, (2,))
         hk = self.split_hidden(h, x.shape[0], x)
-        h_new = self._cell(self._project(x), hk,
-                           (self.recurrent_weight * self.recurrent_mask).transpose(1, 2))
-        return self._motor(h_new), self.join_hidden(h_new)
+        params = self._params()
+        h_new = self._cell(self._project(x, params), hk, params)
+        return self._motor(h_new, params), self.join_hidden(h_new)
 
     def step_members(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step with a separate state per member: ``x`` ``(batch, in)``, ``h``
         ``(n_members, batch, H)`` -> ``y`` ``(n_members, batch, out)``, ``h_new`` like ``h``."""
-        h_new = self._cell(self._project(x), h,
-                           (self.recurrent_weight * self.recurrent_mask).transpose(1, 2))
-        return self._motor(h_new), h_new
+        params = self._params()
+        h_new = self._cell(self._project(x, params), h, params)
+        return self._motor(h_new, params), h_new
 
     def unroll(self, x: torch.Tensor, h: torch.Tensor | None = None,
                resets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,17 +166,17 @@ class LiquidNCPEnsemble(nn.Module):
         if resets is not None and resets.shape != (batch, time):
             raise ValueError(f"resets must have shape ({batch}, {time}) (batch, time), "
                              f"got {tuple(resets.shape)}")
-        x_proj = self._project(x.reshape(batch * time, -1)).view(self.n_members, batch, time, -1)
-        w_rec_t = (self.recurrent_weight * self.recurrent_mask).transpose(1, 2)
+        params = self._params()
+        x_proj = self._project(x.reshape(batch * time, -1), params).view(self.n_members, batch, time, -1)
         keep = None if resets is None else (~resets.bool()).to(x.dtype).unsqueeze(-1).unbind(1)
         states = []
         for t, x_t in enumerate(x_proj.unbind(2)):
             if keep is not None:
                 hk = hk * keep[t]
-            hk = self._cell(x_t, hk, w_rec_t)
+            hk = self._cell(x_t, hk, params)
             states.append(hk)
-        h_seq = torch.stack(states, dim=2)
-        y = self._motor(h_seq.reshape(self.n_members, batch * time, -1))
+        h_seq = states[0].unsqueeze(2) if time == 1 else torch.stack(states, dim=2)
+        y = self._motor(h_seq.reshape(self.n_members, batch * time, -1), params)
         return y.view(self.n_members, batch, time, -1), h_seq
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None,

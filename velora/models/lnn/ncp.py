@@ -169,8 +169,8 @@ class LiquidNCPNetwork(_NCPBase):
         elapsed = self._sequence_times(ts, batch, time, x)
 
         # Input-side work for every step at once; only the recurrence stays in the loop.
-        input_weight, recurrent_weight = self.command.masked_weights()
-        x_proj = self.command.project_input(torch.tanh(self.inter(x)), input_weight)
+        recurrent_weight = self.command.recurrent_weight
+        x_proj = self.command.project_input(torch.tanh(self.inter(x)))
         # unbind, not x_proj[:, t]: indexing one step at a time would make autograd build a
         # zero tensor of the whole sequence for every step's gradient (quadratic in time).
         x_steps = x_proj.unbind(1)
@@ -184,31 +184,47 @@ class LiquidNCPNetwork(_NCPBase):
             ts_t = ts_steps[t] if ts_steps is not None else elapsed
             h = self.command.step_projected(x_steps[t], h, recurrent_weight, ts_t)
             states.append(h)
-        h_seq = torch.stack(states, dim=1)
+        h_seq = states[0].unsqueeze(1) if time == 1 else torch.stack(states, dim=1)
         return self.motor(h_seq), h_seq
+
+    def numpy_weights(self) -> tuple[np.ndarray, ...]:
+        """Zero-copy numpy views of the weights, laid out for :meth:`step_numpy`:
+        ``(W_inter.T, b_inter, W_input.T, W_recurrent.T, b_cell, W_motor.T, b_motor)``.
+
+        Views share memory with the parameters, so in-place updates (optimiser steps,
+        ``load_state_dict``) show through at once; they are rebuilt when a parameter gets new
+        storage (``.to()``, assigning ``.data``). CPU parameters only.
+        """
+        # Plain dict lookups: nn.Module.__getattr__ would cost more than the step itself.
+        modules = self._modules
+        inter, cell, motor = (modules[name]._parameters for name in ("inter", "command", "motor"))
+        params = (inter["weight"], inter["bias"], cell["input_weight"], cell["recurrent_weight"],
+                  cell["bias"], motor["weight"], motor["bias"])
+        key = [p.data_ptr() for p in params]
+        cached = self.__dict__.get("_numpy_views")
+        if cached is None or cached[0] != key:
+            views = tuple(p.detach().numpy() for p in params)
+            w_inter, b_inter, w_input, w_rec, b_cell, w_motor, b_motor = views
+            cached = (key, (w_inter.T, b_inter, w_input.T, w_rec.T, b_cell, w_motor.T, b_motor))
+            self.__dict__["_numpy_views"] = cached
+        return cached[1]
 
     def step_numpy(self, x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One unit-time step in numpy for acting on a CPU: ``x`` ``(batch, in_features)``,
         ``h`` ``(batch, hidden_size)`` float32 -> ``(y, h_new)`` as :meth:`step` computes them.
 
-        It reads the live parameters through zero-copy views (so it always sees the current
-        weights) and skips torch's per-operation dispatch, which dominates a single small step:
-        several times faster than :meth:`step` for one observation. CPU parameters only.
+        It skips torch's per-operation dispatch, which dominates a single small step: several
+        times faster than :meth:`step` for one observation. It reads the live parameters
+        through :meth:`numpy_weights`.
         """
-        def masked(weight: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-            return weight.detach().numpy() * mask.numpy()
-
-        cell, n = self.command, self.hidden_size
-        u = np.tanh(x @ masked(self.inter.weight, self.inter.mask).T
-                    + self.inter.bias.detach().numpy())
-        pre = (u @ masked(cell.input_weight, cell.input_mask).T
-               + h @ masked(cell.recurrent_weight, cell.recurrent_mask).T
-               + cell.bias.detach().numpy())
+        w_inter_t, b_inter, w_input_t, w_rec_t, b_cell, w_motor_t, b_motor = self.numpy_weights()
+        n = h.shape[1]
+        u = np.tanh(x @ w_inter_t + b_inter)
+        pre = u @ w_input_t + h @ w_rec_t + b_cell
         ff = np.tanh(pre[:, : 2 * n])
         gate = 1.0 / (1.0 + np.exp(pre[:, 2 * n : 3 * n] - pre[:, 3 * n :]))
         h_new = ff[:, n:] + gate * (ff[:, :n] - ff[:, n:])
-        y = h_new @ masked(self.motor.weight, self.motor.mask).T + self.motor.bias.detach().numpy()
-        return y, h_new.astype(np.float32, copy=False)
+        return h_new @ w_motor_t + b_motor, h_new.astype(np.float32, copy=False)
 
     @staticmethod
     def _sequence_times(ts: float | torch.Tensor | None, batch: int, time: int,

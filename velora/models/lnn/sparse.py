@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import weakref
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -40,13 +42,83 @@ def init_masked_(weight: torch.Tensor, mask: torch.Tensor, generator: torch.Gene
         weight.mul_(bound).mul_(mask)
 
 
-class SparseLinear(nn.Module):
-    """``y = x @ (W * M).T + b`` where the connection mask ``M`` comes from a :class:`Wiring`.
+class _MaskGradient:
+    """Post-accumulate-grad hook: zero a weight's gradient where the wiring has no synapse.
 
-    Masked weights are zero at construction, are multiplied by zero in every forward pass and
-    receive zero gradient, so they stay exactly zero under any optimiser (weight decay of a
-    zero is zero). The mask is a buffer: saved in ``state_dict``, moved by ``.to()``, never
-    trained.
+    Holds its module weakly (no reference cycle) and reads the mask buffer at call time, so it
+    follows the buffer through ``.to()``.
+    """
+
+    def __init__(self, module: nn.Module, mask_name: str) -> None:
+        self.module = weakref.ref(module)
+        self.mask_name = mask_name
+
+    def __call__(self, param: torch.Tensor) -> None:
+        module = self.module()
+        if module is not None and param.grad is not None:
+            param.grad.mul_(getattr(module, self.mask_name))
+
+
+def _reapply_masks(module: nn.Module, incompatible_keys: object) -> None:
+    module.apply_masks_()  # type: ignore[operator]
+
+
+class MaskedWeights(nn.Module):
+    """Base of modules whose weights are sparse by a wiring mask of the same shape.
+
+    A masked weight is stored dense with **exact zeros where there is no synapse**, and kept
+    that way by masking its *gradient* (a post-accumulate-grad hook on the parameter) rather
+    than its value: the forward pass uses the weight as stored, with no per-call
+    ``weight * mask`` (which is a large share of a small network's cost on a CPU). With a zero
+    gradient a zero weight stays zero under SGD, Adam or AdamW (weight decay of zero is zero)
+    and under Polyak averaging. ``load_state_dict`` re-applies the masks; after editing
+    weights by hand, call :meth:`apply_masks_`. Gradients taken with ``torch.autograd.grad``
+    (not accumulated into ``.grad``) are not masked.
+
+    Subclasses list ``(weight name, mask buffer name)`` pairs in ``masked_weights_by_name``
+    and call :meth:`_track_masks` at the end of ``__init__``.
+    """
+
+    masked_weights_by_name: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def _track_masks(self) -> None:
+        """Register the gradient mask on every masked weight that requires grad (idempotent)."""
+        for weight_name, mask_name in self.masked_weights_by_name:
+            param = getattr(self, weight_name)
+            hooks = getattr(param, "_post_accumulate_grad_hooks", None) or {}
+            if param.requires_grad and not any(isinstance(h, _MaskGradient) for h in hooks.values()):
+                param.register_post_accumulate_grad_hook(_MaskGradient(self, mask_name))
+        if _reapply_masks not in self._load_state_dict_post_hooks.values():
+            self.register_load_state_dict_post_hook(_reapply_masks)
+
+    def apply_masks_(self) -> None:
+        """Zero every masked weight where the wiring has no synapse (in place)."""
+        with torch.no_grad():
+            for weight_name, mask_name in self.masked_weights_by_name:
+                getattr(self, weight_name).mul_(getattr(self, mask_name))
+
+    # A copy gets new parameter objects without hooks; these re-register them.
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._track_masks()
+
+    def requires_grad_(self, requires_grad: bool = True) -> MaskedWeights:
+        super().requires_grad_(requires_grad)
+        self._track_masks()
+        return self
+
+    def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
+        out = super()._apply(fn, recurse)
+        self._track_masks()
+        return out
+
+
+class SparseLinear(MaskedWeights):
+    """``y = x @ W.T + b`` where ``W`` is zero wherever the :class:`Wiring` mask has no synapse.
+
+    Masked weights are zero at construction and receive a zero gradient (see
+    :class:`MaskedWeights`), so they stay exactly zero under any optimiser. The mask is a
+    buffer: saved in ``state_dict``, moved by ``.to()``, never trained.
 
     Args:
         in_features: input size.
@@ -67,6 +139,9 @@ class SparseLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
         self.reset_parameters(generator)
+        self._track_masks()
+
+    masked_weights_by_name = (("weight", "mask"),)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         init_masked_(self.weight, self.mask, generator)
@@ -80,7 +155,7 @@ class SparseLinear(nn.Module):
         return self.weight * self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+        return F.linear(x, self.weight, self.bias)  # masked entries are exact zeros
 
     @property
     def n_synapses(self) -> int:
