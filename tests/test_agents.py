@@ -384,3 +384,44 @@ def test_the_sac_actor_loss_leaves_the_critics_gradients_to_the_critic_loss():
     assert all(p.grad is None for p in agent.critics.parameters())
     assert all(p.requires_grad for p in agent.critics.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.actor.parameters())
+
+
+@pytest.mark.parametrize("random", [False, True])
+def test_sacs_numpy_acting_twin_gives_the_torch_actions_and_states(random):
+    agent = LiquidSAC("Pendulum-v1", **SMALL, seed=2)
+    agent.learn(60, log_dir=False)
+    assert agent._numpy_twin_matches("act_numpy")
+    rng = np.random.default_rng(1)
+    obs = torch.as_tensor(rng.standard_normal((3, agent.obs_dim)), dtype=torch.float32)
+    hidden = {name: torch.as_tensor(rng.standard_normal((3, size)), dtype=torch.float32)
+              for name, size in agent.hidden_sizes.items()}
+    numpy_rng_state = agent.rng.bit_generator.state
+    torch.manual_seed(5)
+    fast_actions, fast_hidden = agent.act(obs, hidden, random=random)  # the numpy twin on a CPU
+    agent.rng.bit_generator.state = numpy_rng_state
+    torch.manual_seed(5)
+    with torch.inference_mode():  # the torch path, by hand
+        actions, next_hidden = agent.policy_step(obs, hidden, deterministic=False)
+        actions = agent.random_actions(3) if random else actions
+        next_hidden.update(agent.memory_step(obs, actions, hidden))
+    torch.testing.assert_close(fast_actions, actions, rtol=1e-5, atol=1e-5)
+    for name in agent.hidden_sizes:
+        torch.testing.assert_close(fast_hidden[name], next_hidden[name], rtol=1e-5, atol=1e-5)
+
+    class NewMemory(LiquidSAC):
+        def memory_step(self, obs, actions, hidden):
+            return super().memory_step(obs, actions, hidden)
+
+    assert not NewMemory._numpy_twin_matches("act_numpy")  # overridden acting: torch path
+
+
+def test_the_critic_ensembles_numpy_step_matches_its_torch_step():
+    from velora.models.lnn import LiquidNCPEnsemble
+
+    ensemble = LiquidNCPEnsemble(5, 12, 2, n_members=3, seed=1)
+    x, h = torch.randn(4, 5), torch.randn(4, 3 * ensemble.hidden_size)
+    with torch.no_grad():
+        y, h_new = ensemble.step(x, h)
+    y_np, h_np = ensemble.step_numpy(x.numpy(), h.numpy())
+    np.testing.assert_allclose(y_np, y.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h_np, h_new.numpy(), rtol=1e-5, atol=1e-6)

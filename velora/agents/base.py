@@ -112,6 +112,7 @@ def describe_action_space(space: gym.Space) -> dict[str, Any]:
 
 
 AGENT_CLASSES: dict[str, type[OffPolicyAgent]] = {}
+_TWIN_CACHE: dict[tuple[type, str], bool] = {}
 
 
 def constructor_config(init: Any, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -322,6 +323,13 @@ class OffPolicyAgent:
 
         Returns network-space actions and the states *after* this step.
         """
+        if self.device.type == "cpu" and self._numpy_twin_matches("act_numpy"):
+            # numpy twin: the same numbers without torch's per-operation overhead, which is
+            # most of a batch-of-one step. Tensors and arrays share memory both ways.
+            actions_np, hidden_np = self.act_numpy(
+                obs.numpy(), {name: h.numpy() for name, h in hidden.items()}, random=random)
+            return torch.from_numpy(actions_np), {name: torch.from_numpy(h)
+                                                  for name, h in hidden_np.items()}
         # inference_mode: acting never needs autograd, and the states it returns are only
         # stored (as numpy) or fed back into acting.
         with torch.inference_mode():
@@ -329,6 +337,12 @@ class OffPolicyAgent:
             actions = self.random_actions(len(obs)) if random else self.explore(actions)
             next_hidden.update(self.memory_step(obs, actions, hidden))
         return actions, next_hidden
+
+    def act_numpy(self, obs: np.ndarray, hidden: dict[str, np.ndarray], *, random: bool = False
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Optional numpy twin of :meth:`act` (same arguments as arrays, same results, the
+        same draws from torch's RNG), used on a CPU. Not provided by the base class."""
+        raise NotImplementedError
 
     def to_env_action(self, actions: torch.Tensor | np.ndarray) -> np.ndarray:
         """Network-space actions -> the env's own action range (``[-1, 1]`` rescaled)."""
@@ -411,14 +425,31 @@ class OffPolicyAgent:
         CPU (network-space actions, next actor state). Not provided by the base class."""
         raise NotImplementedError
 
+    # The torch methods each numpy twin reproduces: a subclass that overrides any of them
+    # must not get the old twin.
+    NUMPY_TWINS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "deterministic_action_numpy": ("policy_step",),
+        "act_numpy": ("act", "policy_step", "memory_step", "explore", "random_actions"),
+    }
+
+    @classmethod
+    def _numpy_twin_matches(cls, twin: str) -> bool:
+        """True when the class that wrote numpy ``twin`` also wrote (or inherited) every torch
+        method in use that it reproduces."""
+        key = (cls, twin)
+        if key not in _TWIN_CACHE:
+            _TWIN_CACHE[key] = False
+            for klass in cls.__mro__:
+                if twin in vars(klass):
+                    _TWIN_CACHE[key] = klass is not OffPolicyAgent and all(
+                        getattr(cls, name) is getattr(klass, name)
+                        for name in cls.NUMPY_TWINS[twin])
+                    break
+        return _TWIN_CACHE[key]
+
     @classmethod
     def _numpy_policy_matches(cls) -> bool:
-        """True when the class that wrote ``deterministic_action_numpy`` also wrote the
-        ``policy_step`` in use (a subclass that changes acting must not get the old twin)."""
-        for klass in cls.__mro__:
-            if "deterministic_action_numpy" in vars(klass):
-                return klass is not OffPolicyAgent and cls.policy_step is klass.policy_step
-        return False
+        return cls._numpy_twin_matches("deterministic_action_numpy")
 
     def evaluate(self, env: gym.Env | str | None = None, n_episodes: int = 10, *,
                  seed: int | None = None, deterministic: bool = True) -> tuple[float, float]:

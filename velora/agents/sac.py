@@ -191,6 +191,21 @@ class LiquidSAC(OffPolicyAgent):
         out, h_actor = self.actor.step_numpy(obs, h)
         return np.tanh(out[:, : self.act_dim]), h_actor
 
+    def act_numpy(self, obs: np.ndarray, hidden: dict[str, np.ndarray], *, random: bool = False
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``act`` in numpy: the squashed-Gaussian sample (noise from torch's RNG, as
+        ``squashed_gaussian`` draws it) and both critics' memory step."""
+        out, h_actor = self.actor.step_numpy(obs, hidden["actor"])
+        mean, raw_log_std = out[:, : self.act_dim], out[:, self.act_dim :]
+        noise = torch.randn(mean.shape, dtype=torch.float32).numpy()
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (np.tanh(raw_log_std) + 1.0)
+        actions = np.tanh(mean + np.exp(log_std) * noise).astype(np.float32)
+        if random:
+            actions = self.random_actions(len(obs)).numpy()
+        _, h_critic = self.critics.step_numpy(np.concatenate([obs, actions], axis=1),
+                                              hidden["critic"])
+        return actions, {"actor": h_actor, "critic": h_critic}
+
     def memory_step(self, obs: torch.Tensor, actions: torch.Tensor, hidden: Hidden) -> Hidden:
         return {"critic": self.critics.step(torch.cat([obs, actions], dim=-1), hidden["critic"])[1]}
 

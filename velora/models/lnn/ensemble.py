@@ -12,6 +12,7 @@ side (member ``k`` in columns ``k * hidden_size : (k + 1) * hidden_size``).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -154,6 +155,35 @@ class LiquidNCPEnsemble(MaskedWeights):
         params = self._params()
         h_new = self._cell(self._project(x, params), h, params)
         return self._motor(h_new, params), h_new
+
+    def numpy_weights(self) -> tuple[np.ndarray, ...]:
+        """Zero-copy numpy views of the stacked weights for :meth:`step_numpy`, rebuilt when
+        a parameter gets new storage (in-place updates show through). CPU parameters only."""
+        params = self._params()
+        key = [p.data_ptr() for p in params]
+        cached = self.__dict__.get("_numpy_views")
+        if cached is None or cached[0] != key:
+            inter_w, inter_b, input_w, cell_b, rec_w, motor_w, motor_b = (
+                p.detach().numpy() for p in params)
+            views = (inter_w.transpose(0, 2, 1), inter_b, input_w.transpose(0, 2, 1),
+                     rec_w.transpose(0, 2, 1), cell_b, motor_w.transpose(0, 2, 1), motor_b)
+            self.__dict__["_numpy_views"] = cached = (key, views)
+        return cached[1]
+
+    def step_numpy(self, x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`step` in numpy, for acting on a CPU: ``x`` ``(batch, in)``, ``h``
+        ``(batch, n_members * H)`` float32 -> ``y`` ``(n_members, batch, out)`` and the new
+        state in ``h``'s layout."""
+        inter_w_t, inter_b, input_w_t, rec_w_t, cell_b, motor_w_t, motor_b = self.numpy_weights()
+        batch, k, n = x.shape[0], self.n_members, self.hidden_size
+        hk = h.reshape(batch, k, n).transpose(1, 0, 2)  # (k, batch, H)
+        u = np.tanh(x @ inter_w_t + inter_b)  # (k, batch, inter)
+        pre = u @ input_w_t + hk @ rec_w_t + cell_b
+        ff = np.tanh(pre[..., : 2 * n])
+        gate = 1.0 / (1.0 + np.exp(pre[..., 2 * n : 3 * n] - pre[..., 3 * n :]))
+        h_new = ff[..., n:] + gate * (ff[..., :n] - ff[..., n:])
+        y = h_new @ motor_w_t + motor_b
+        return y, h_new.transpose(1, 0, 2).reshape(batch, k * n).astype(np.float32, copy=False)
 
     def unroll(self, x: torch.Tensor, h: torch.Tensor | None = None,
                resets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
