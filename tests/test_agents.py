@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import CountingEnv
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete
 
@@ -37,10 +37,25 @@ def test_accepts_an_env_id_an_env_or_a_same_step_vector_env(make):
     assert agent.num_timesteps >= 30
 
 
-def test_a_next_step_vector_env_is_refused_with_the_fix():
-    env = gym.make_vec("Pendulum-v1", num_envs=2)
-    with pytest.raises(ValueError, match="SAME_STEP"):
-        LiquidSAC(env)
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED])
+@pytest.mark.parametrize("vector_cls", [SyncVectorEnv, AsyncVectorEnv])
+def test_next_step_and_disabled_vector_envs_train_without_a_reset_only_step(mode, vector_cls):
+    env = vector_cls([lambda: CountingEnv(length=3, marker=0.0, terminate=True),
+                      lambda: CountingEnv(length=5, marker=1.0)], autoreset_mode=mode)
+    agent = LiquidSAC(env, **SMALL)
+    try:
+        agent.learn(30)  # 15 steps of each env
+    finally:
+        env.close()
+    obs, next_obs = stored(agent, "obs"), stored(agent, "next_obs")
+    for i, (length, flag) in enumerate(((3, "terminated"), (5, "truncated"))):
+        np.testing.assert_array_equal(obs[:, i, 0], np.arange(15) % length)  # no reset step
+        np.testing.assert_array_equal(next_obs[:, i, 0], np.arange(15) % length + 1)  # true final
+        np.testing.assert_array_equal(obs[:, i, 2], np.arange(15) // length)  # episode numbers
+        np.testing.assert_array_equal(stored(agent, flag)[:, i], np.arange(15) % length == length - 1)
+        starts = obs[:, i, 0] == 0
+        assert np.all(stored(agent, "hidden_actor")[:, i][starts] == 0)
+    assert agent.num_episodes == 5 + 3
 
 
 @pytest.mark.parametrize(("agent", "env", "message"), [

@@ -23,6 +23,7 @@ __all__ = [
     "check_observation_space",
     "make_env",
     "make_vector_env",
+    "resets_itself",
 ]
 
 EnvLike = gym.Env | VectorEnv | str
@@ -146,6 +147,12 @@ def check_action_space(space: gym.Space, kind: Literal["box", "discrete"], agent
     return space
 
 
+def resets_itself(env: VectorEnv) -> bool:
+    """True when the vector env resets a finished sub-env within the step that ended it
+    (``AutoresetMode.SAME_STEP``, reporting the true last observation in ``info["final_obs"]``)."""
+    return env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP) == AutoresetMode.SAME_STEP
+
+
 def make_env(env_id: str, **kwargs: object) -> gym.Env:
     """``gymnasium.make`` with velora's ids registered."""
     return gym.make(env_id, **kwargs)
@@ -153,12 +160,16 @@ def make_env(env_id: str, **kwargs: object) -> gym.Env:
 
 def make_vector_env(env: EnvLike, num_envs: int = 1,
                     vectorization: Literal["sync", "async"] = "sync") -> VectorEnv:
-    """Return a same-step-autoreset vector env for an env id, an env, or a vector env.
+    """Return a vector env for an env id, an env, or a vector env.
 
     * ``str``: ``num_envs`` copies made with :func:`make_env`, stepped in this process
-      (``"sync"``) or in subprocesses (``"async"``).
-    * ``gymnasium.Env``: wrapped as a one-env ``SyncVectorEnv`` (``num_envs`` must be 1).
-    * ``gymnasium.vector.VectorEnv``: used as is; it must be in ``AutoresetMode.SAME_STEP``.
+      (``"sync"``) or in subprocesses (``"async"``), in ``AutoresetMode.SAME_STEP``.
+    * ``gymnasium.Env``: wrapped as a one-env same-step ``SyncVectorEnv`` (``num_envs`` must
+      be 1).
+    * ``gymnasium.vector.VectorEnv``: used as is, in any autoreset mode. In ``NEXT_STEP``
+      (Gymnasium's default) and ``DISABLED`` modes the training loop resets finished envs
+      itself, right after the step that ended them (``reset(options={"reset_mask": done})``),
+      so no reset-only step is ever taken or stored.
     """
     if isinstance(env, str):
         fns = [lambda: make_env(env) for _ in range(num_envs)]
@@ -167,14 +178,6 @@ def make_vector_env(env: EnvLike, num_envs: int = 1,
             raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
         return cls(fns, autoreset_mode=AutoresetMode.SAME_STEP)
     if isinstance(env, VectorEnv):
-        mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
-        if mode != AutoresetMode.SAME_STEP:
-            raise ValueError(
-                f"the vector env's autoreset_mode is {mode}; velora needs "
-                f"AutoresetMode.SAME_STEP so that no reset step is stored as a transition: build "
-                f"it with autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP, or pass an env "
-                f"id and num_envs"
-            )
         return env
     if isinstance(env, gym.Env):
         if num_envs != 1:

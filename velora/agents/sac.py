@@ -73,8 +73,8 @@ class LiquidSAC(OffPolicyAgent):
     """Soft Actor-Critic with liquid NCP actor and twin liquid NCP critics, for Box actions.
 
     Args:
-        env: a ``gymnasium.Env``, an env id (``"Pendulum-v1"``), or a same-step-autoreset
-            ``gymnasium.vector.VectorEnv``.
+        env: a ``gymnasium.Env``, an env id (``"Pendulum-v1"``), or a
+            ``gymnasium.vector.VectorEnv`` in any autoreset mode.
         n_neurons: actor circuit size (inter + command neurons).
         critic_neurons: each critic's circuit size.
         sparsity_level: fraction of possible synapses left out of every circuit.
