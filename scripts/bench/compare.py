@@ -460,8 +460,8 @@ def markdown(args: argparse.Namespace, summary: dict[str, Any], meta: dict[str, 
     eval_head = " / ".join(f"{s / 1000:g}k" for s in checkpoints)
     lines += [
         f"| system | SPS overall | SPS after learning_starts (per CPU s) | SPS warm-up | % of "
-        f"ceiling (after l.s.) | eval return @ {eval_head} | peak RSS MiB | parameters total "
-        f"(active) | µs / action (CPU) |",
+        f"ceiling (after l.s.) | eval return @ {eval_head} | peak RSS MiB | parameters "
+        f"(floats stored) | µs / action (CPU) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, e in summary.items():
@@ -476,9 +476,9 @@ def markdown(args: argparse.Namespace, summary: dict[str, Any], meta: dict[str, 
         frac = f"{100 * e['ceiling_fraction_learning']:.2f}"
         evals = " / ".join(common.spread(e["evals"][s], "{:.0f}") if s in e["evals"] else "–"
                            for s in checkpoints)
-        params = f"{e['params_total']:,.0f}"
+        params = f"{e['params_active']:,.0f}"
         if e["params_active"] != e["params_total"]:
-            params += f" ({e['params_active']:,.0f})"
+            params += f" ({e['params_total']:,.0f})"
         lines.append(f"| {e['label']} | {sps} | {learning} | {warm} | {frac} | {evals} | "
                      f"{e['peak_rss']:.0f} | {params} | {e['us_per_action']:.0f} "
                      f"({e['us_per_action_cpu']:.0f}) |")
@@ -495,8 +495,8 @@ def markdown(args: argparse.Namespace, summary: dict[str, Any], meta: dict[str, 
         ("µs per action, CPU time", "us_per_action_cpu", "us_per_action"),
         ("peak RSS (getrusage)", "peak_rss", "peak_rss"),
         ("peak RSS (VmHWM)", "vmhwm", None),
-        ("parameters, total", "params_total", "params_total"),
-        ("parameters, active (unmasked)", "params_active", "params_total"),
+        ("parameters (trainable: weights on a synapse, biases)", "params_active", "params_total"),
+        ("floats stored (dense weights, zeros off the wiring included)", "params_total", None),
     ]
     for title, metric, target_key in rows:
         cells = []

@@ -114,7 +114,7 @@ def time_point(point: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
         reps.append((time.process_time() - t0) / calls * 1e6)
         reps_wall.append((time.perf_counter() - w0) / calls * 1e6)
 
-    nets = [agent.actor, *agent.critics]
+    nets = [agent.actor, agent.critics]  # the twin critics are one ensemble module
     sample_ms = statistics.median(sample_s) * 1e3
     update_ms = statistics.median(update_s) * 1e3
     return {"params_total": sum(n.total_params for n in nets),
