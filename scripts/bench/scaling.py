@@ -2,10 +2,10 @@
 size, the batch size and the sequence length.
 
 One factor moves at a time around the defaults (actor ``n_neurons`` 16, ``critic_neurons`` 64,
-batch 256, ``seq_len`` 16, ``burn_in`` 8):
+batch 256 — 16 windows in sequence mode — ``seq_len`` 16, ``burn_in`` 8):
 
 * ``n_neurons`` (actor) 8, 16, 32, 64, 128 and ``critic_neurons`` 16, 32, 64, 128 — both modes;
-* batch size 64, 256, 1024 — both modes;
+* batch size 64, 256, 1024 (stored_state) and 4, 16, 64 windows (sequence; default 16);
 * ``seq_len`` 4, 16, 32 — sequence mode.
 
 For every point a forked child builds the agent with ``learning_starts`` 2000, fills the buffer
@@ -46,6 +46,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _common, next to
 import _common as common
 
 DEFAULTS = {"n_neurons": 16, "critic_neurons": 64, "batch_size": 256, "seq_len": 16}
+SEQUENCE_BATCH = 16  # velora's default in sequence mode: 16 windows x 16 steps = 256 transitions
+
+
+def defaults(mode: str) -> dict[str, int]:
+    return {**DEFAULTS, "batch_size": SEQUENCE_BATCH} if mode == "sequence" else dict(DEFAULTS)
 FILL_STEPS = 2000
 
 
@@ -54,13 +59,14 @@ def points(args: argparse.Namespace) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     sweeps = [("n_neurons", args.neurons, ("stored_state", "sequence")),
               ("critic_neurons", args.critic_neurons, ("stored_state", "sequence")),
-              ("batch_size", args.batch_sizes, ("stored_state", "sequence")),
+              ("batch_size", args.batch_sizes, ("stored_state",)),
+              ("batch_size", args.seq_batch_sizes, ("sequence",)),
               ("seq_len", args.seq_lens, ("sequence",))]
     for name, values, modes in sweeps:
         for value in values:
             for mode in modes:
                 out.append({"sweep": name, "value": value, "replay": mode,
-                            "settings": {**DEFAULTS, name: value}})
+                            "settings": {**defaults(mode), name: value}})
     return out
 
 
@@ -204,7 +210,8 @@ def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], meta: dict[st
         f"shared the CPUs).",
         "",
         f"`LiquidSAC` on `{args.env}`, defaults n_neurons {DEFAULTS['n_neurons']}, critic_neurons "
-        f"{DEFAULTS['critic_neurons']}, batch {DEFAULTS['batch_size']}, seq_len "
+        f"{DEFAULTS['critic_neurons']}, batch {DEFAULTS['batch_size']} (sequence mode: "
+        f"{SEQUENCE_BATCH} windows), seq_len "
         f"{DEFAULTS['seq_len']}, burn_in {args.burn_in}; one factor changes per row. Buffer filled "
         f"by `learn({FILL_STEPS})` with learning_starts {FILL_STEPS}; then {args.warmup_updates} "
         f"untimed updates, and at least {args.min_updates} timed ones (more up to "
@@ -246,7 +253,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--env", default="Pendulum-v1")
     p.add_argument("--neurons", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     p.add_argument("--critic-neurons", type=int, nargs="+", default=[16, 32, 64, 128])
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024],
+                   help="stored_state batches (transitions)")
+    p.add_argument("--seq-batch-sizes", type=int, nargs="+", default=[4, 16, 64],
+                   help="sequence-mode batches (windows)")
     p.add_argument("--seq-lens", type=int, nargs="+", default=[4, 16, 32])
     p.add_argument("--burn-in", type=int, default=8)
     p.add_argument("--buffer-size", type=int, default=100_000)
@@ -266,7 +276,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.neurons, args.critic_neurons = [16, 64], []
-        args.batch_sizes, args.seq_lens = [64, 256], [4, 16]
+        args.batch_sizes, args.seq_batch_sizes, args.seq_lens = [64, 256], [16, 64], [4, 16]
         args.min_seconds, args.latency_calls = 0.3, 100
     return args
 
