@@ -6,18 +6,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run() { python scripts/bench_learning.py "$@"; }
+# The partial-observability recipe: a 32-neuron actor with 20 % of synapses left out, two
+# updates per env step, gamma 0.98, the default 16 windows of 16 steps after 8 burn-in steps.
+POMDP_SETTINGS=(n_neurons=32 sparsity_level=0.2 gradient_steps=2 gamma=0.98)
 pendulum_sac() { run --agent sac --env Pendulum-v1 --steps 10000 --out docs/results/sac_pendulum.json; }
 pendulum_novel() {
-  run --agent sac --env velora/PendulumNoVel-v1 --steps 30000 --replay sequence --eval-every 5000 \
-    --set batch_size=64 --out docs/results/sac_pendulum_novel.json
+  run --agent sac --env velora/PendulumNoVel-v1 --steps 30000 --replay sequence --eval-every 10000 \
+    --set "${POMDP_SETTINGS[@]}" --out docs/results/sac_pendulum_novel.json
 }
 pendulum_novel_prev() {
-  run --agent sac --env velora/PendulumNoVelPrevAction-v1 --steps 40000 --replay sequence --eval-every 5000 \
-    --set batch_size=16 n_neurons=32 sparsity_level=0.2 --out docs/results/sac_pendulum_novel_prev.json
+  run --agent sac --env velora/PendulumNoVelPrevAction-v1 --steps 30000 --replay sequence --eval-every 10000 \
+    --set "${POMDP_SETTINGS[@]}" --out docs/results/sac_pendulum_novel_prev.json
 }
 pendulum_velonly() {
-  run --agent sac --env velora/PendulumVelOnly-v1 --steps 40000 --replay sequence --eval-every 10000 \
-    --set batch_size=64 --out docs/results/sac_pendulum_velonly.json
+  run --agent sac --env velora/PendulumVelOnlyPrevAction-v1 --steps 40000 --replay sequence --eval-every 10000 \
+    --set "${POMDP_SETTINGS[@]}" --out docs/results/sac_pendulum_velonly.json
 }
 pendulum_ddpg() { run --agent ddpg --env Pendulum-v1 --steps 20000 --eval-every 5000 --out docs/results/ddpg_pendulum.json; }
 cartpole_sac_discrete() {

@@ -362,6 +362,28 @@ def test_append_previous_action_wrapper_feeds_the_last_action_back():
     LiquidSAC(env, **SMALL).learn(30, log_dir=False)
 
 
+@pytest.mark.parametrize(("env_id", "kept", "previous_action"), [
+    ("velora/PendulumNoVel-v1", [0, 1], False),
+    ("velora/PendulumVelOnly-v1", [2], False),
+    ("velora/PendulumNoVelPrevAction-v1", [0, 1], True),
+    ("velora/PendulumVelOnlyPrevAction-v1", [2], True),
+])
+def test_partially_observable_pendulums_show_only_what_their_id_says(env_id, kept, previous_action):
+    from velora.envs import make_env
+
+    env, full = make_env(env_id), gym.make("Pendulum-v1")
+    obs, _ = env.reset(seed=3)
+    full_obs, _ = full.reset(seed=3)
+    extra = [0.0] if previous_action else []
+    np.testing.assert_allclose(obs, [*full_obs[kept], *extra], rtol=1e-6)
+    action = np.array([-1.25], dtype=np.float32)
+    obs, reward, *_ = env.step(action)
+    full_obs, full_reward, *_ = full.step(action)
+    extra = [-1.25] if previous_action else []
+    np.testing.assert_allclose(obs, [*full_obs[kept], *extra], rtol=1e-6)
+    assert reward == full_reward and env.observation_space.contains(obs)
+
+
 def test_the_default_batch_is_256_transitions_in_either_replay_mode():
     assert LiquidSAC("Pendulum-v1", seed=0).batch_size == 256
     assert LiquidSAC("Pendulum-v1", replay="sequence", seed=0).batch_size == 16  # 16 x 16 steps

@@ -108,6 +108,8 @@ PARTIAL_OBSERVABILITY_ENVS = {
     "velora/PendulumVelOnly-v1": ([2], False, "Pendulum-v1 seeing only the angular velocity θ̇"),
     "velora/PendulumNoVelPrevAction-v1": (
         [0, 1], True, "Pendulum-v1 seeing cos θ, sin θ and its own previous action"),
+    "velora/PendulumVelOnlyPrevAction-v1": (
+        [2], True, "Pendulum-v1 seeing θ̇ and its own previous action"),
 }
 for _env_id, (_keep, _previous, _doc) in PARTIAL_OBSERVABILITY_ENVS.items():
     if _env_id not in gym.registry:
