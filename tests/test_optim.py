@@ -30,6 +30,22 @@ def groups(net: torch.nn.Module, lr_first: float, lr_second: float) -> list[dict
             {"params": second.parameters(), "lr": lr_second}]
 
 
+def trained_pair(steps: int = 3) -> tuple[torch.nn.Module, LeanAdam, torch.nn.Module,
+                                          torch.optim.Adam]:
+    """Two equal networks after ``steps`` identical steps, one under each optimiser."""
+    lean_net, ref_net = make_net(), make_net()
+    lean = LeanAdam(lean_net.parameters(), lr=1e-2)
+    ref = torch.optim.Adam(ref_net.parameters(), lr=1e-2, fused=True)
+    train(lean_net, lean, steps)
+    train(ref_net, ref, steps)
+    return lean_net, lean, ref_net, ref
+
+
+def assert_same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
 def test_lean_adam_matches_torch_fused_adam_exactly(weight_decay):
     lean_net, ref_net = make_net(), make_net()
@@ -38,42 +54,31 @@ def test_lean_adam_matches_torch_fused_adam_exactly(weight_decay):
     train(lean_net, lean, 25)
     train(ref_net, ref, 25)
     assert lean._lean is not None, "after the first step the lean path is in use"
-    for p, q in zip(lean_net.parameters(), ref_net.parameters(), strict=True):
-        assert torch.equal(p, q)
+    assert_same_parameters(lean_net, ref_net)
     for p, q in zip(lean_net.parameters(), ref_net.parameters(), strict=True):
         assert torch.equal(lean.state[p]["exp_avg_sq"], ref.state[q]["exp_avg_sq"])
         assert torch.equal(lean.state[p]["step"], ref.state[q]["step"])
 
 
 def test_a_changed_learning_rate_is_used_at_the_next_step():
-    lean_net, ref_net = make_net(), make_net()
-    lean, ref = LeanAdam(lean_net.parameters(), lr=1e-2), torch.optim.Adam(
-        ref_net.parameters(), lr=1e-2, fused=True)
-    train(lean_net, lean, 3)
-    train(ref_net, ref, 3)
+    lean_net, lean, ref_net, ref = trained_pair()
     for opt in (lean, ref):
         opt.param_groups[0]["lr"] = 1e-3  # what a scheduler does between steps
     train(lean_net, lean, 3, seed=2)
     train(ref_net, ref, 3, seed=2)
     assert lean.param_groups[0]["lr"] == pytest.approx(1e-3)
-    for p, q in zip(lean_net.parameters(), ref_net.parameters(), strict=True):
-        assert torch.equal(p, q)
+    assert_same_parameters(lean_net, ref_net)
 
 
 def test_a_parameter_without_gradient_is_left_alone_like_torch_does():
-    lean_net, ref_net = make_net(), make_net()
-    lean, ref = LeanAdam(lean_net.parameters(), lr=1e-2), torch.optim.Adam(
-        ref_net.parameters(), lr=1e-2, fused=True)
-    train(lean_net, lean, 3)
-    train(ref_net, ref, 3)
+    lean_net, lean, ref_net, ref = trained_pair()
     for net, opt in ((lean_net, lean), (ref_net, ref)):
         opt.zero_grad(set_to_none=True)
         net[2](torch.randn(5, 8, generator=torch.Generator().manual_seed(3))).sum().backward()
         frozen_before = net[0].weight.detach().clone()
         opt.step()
         assert torch.equal(net[0].weight, frozen_before)  # no gradient: untouched
-    for p, q in zip(lean_net.parameters(), ref_net.parameters(), strict=True):
-        assert torch.equal(p, q)
+    assert_same_parameters(lean_net, ref_net)
 
 
 def test_state_dict_round_trip_continues_identically():
@@ -86,8 +91,7 @@ def test_state_dict_round_trip_continues_identically():
     assert opt_copy._lean is None  # loaded state: lists are rebuilt from it
     train(net, opt, 5, seed=7)
     train(net_copy, opt_copy, 5, seed=7)
-    for p, q in zip(net.parameters(), net_copy.parameters(), strict=True):
-        assert torch.equal(p, q)
+    assert_same_parameters(net, net_copy)
 
 
 def test_settings_the_lean_call_does_not_pass_on_use_torchs_own_step():
