@@ -10,9 +10,9 @@ run() { python scripts/bench_learning.py "$@"; }
 # updates per env step, gamma 0.98, the default 16 windows of 16 steps after 8 burn-in steps.
 POMDP_SETTINGS=(n_neurons=32 sparsity_level=0.2 gradient_steps=2 gamma=0.98)
 pendulum_sac() { run --agent sac --env Pendulum-v1 --steps 10000 --out docs/results/sac_pendulum.json; }
-pendulum_novel() {
+pendulum_novel() {  # without the previous action as input it takes three updates per env step
   run --agent sac --env velora/PendulumNoVel-v1 --steps 30000 --replay sequence --eval-every 10000 \
-    --set "${POMDP_SETTINGS[@]}" --out docs/results/sac_pendulum_novel.json
+    --set "${POMDP_SETTINGS[@]}" gradient_steps=3 --out docs/results/sac_pendulum_novel.json
 }
 pendulum_novel_prev() {
   run --agent sac --env velora/PendulumNoVelPrevAction-v1 --steps 30000 --replay sequence --eval-every 10000 \
