@@ -117,7 +117,7 @@ class SparseLinear(MaskedWeights):
     """``y = x @ W.T + b`` where ``W`` is zero wherever the :class:`Wiring` mask has no synapse.
 
     Masked weights are zero at construction and receive a zero gradient (see
-    :class:`MaskedWeights`), so they stay exactly zero under any optimiser. The mask is a
+    :class:`MaskedWeights`), so they stay exactly zero under SGD, Adam or AdamW. The mask is a
     buffer: saved in ``state_dict``, moved by ``.to()``, never trained.
 
     Args:
