@@ -604,13 +604,13 @@ class OffPolicyAgent:
 
                 self._episode_return += reward
                 self._episode_length += 1
-                if np.any(done) and not resets_itself(self.env):
-                    # NEXT_STEP / DISABLED vector envs: reset the finished envs now, so the next
-                    # step is a real one (a NEXT_STEP env would otherwise spend it resetting).
-                    next_obs, _ = self.env.reset(options={"reset_mask": np.asarray(done, bool)})
-                    self._check_step("observation", np.asarray(next_obs, dtype=np.float64),
-                                     obs_shape)
                 if np.any(done):
+                    if not resets_itself(self.env):
+                        # NEXT_STEP / DISABLED vector envs: reset the finished envs now, so the
+                        # next step is a real one (NEXT_STEP would otherwise spend it resetting).
+                        next_obs, _ = self.env.reset(options={"reset_mask": np.asarray(done, bool)})
+                        self._check_step("observation", np.asarray(next_obs, dtype=np.float64),
+                                         obs_shape)
                     keep = torch.as_tensor(~done, device=self.device).unsqueeze(1).float()
                     next_hidden = {k: v * keep for k, v in next_hidden.items()}
                     self.on_episodes_end(done)
