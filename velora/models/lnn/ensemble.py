@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from velora.models.lnn._numpy import cached_numpy_views, cfc_update
 from velora.models.lnn.ncp import _check_features
 from velora.models.lnn.sparse import MaskedWeights, connection_mask, init_masked_
 from velora.wiring import Wiring
@@ -117,58 +118,47 @@ class LiquidNCPEnsemble(MaskedWeights):
         return h.transpose(0, 1).reshape(h.shape[1], -1)
 
     # ------------------------------------------------------------------ computation
-    def _params(self) -> tuple[torch.Tensor, ...]:
-        """The weights in the order the computation uses them."""
-        return (self.inter_weight, self.inter_bias, self.input_weight, self.cell_bias,
-                self.recurrent_weight, self.motor_weight, self.motor_bias)
-
-    def _project(self, x: torch.Tensor, params: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
         """``(rows, in)`` -> the cell's input projection ``(n_members, rows, 4 * hidden)``."""
-        inter_w, inter_b, input_w, cell_b = params[:4]
-        inter = torch.tanh(torch.baddbmm(inter_b, x.expand(self.n_members, *x.shape),
-                                         inter_w.transpose(1, 2)))
-        return torch.baddbmm(cell_b, inter, input_w.transpose(1, 2))
+        inter = torch.tanh(torch.baddbmm(self.inter_bias, x.expand(self.n_members, *x.shape),
+                                         self.inter_weight.transpose(1, 2)))
+        return torch.baddbmm(self.cell_bias, inter, self.input_weight.transpose(1, 2))
 
-    def _cell(self, x_proj: torch.Tensor, h: torch.Tensor, params: tuple[torch.Tensor, ...]
-              ) -> torch.Tensor:
+    def _cell(self, x_proj: torch.Tensor, h: torch.Tensor, w_rec_t: torch.Tensor) -> torch.Tensor:
         n = self.hidden_size
-        pre = torch.baddbmm(x_proj, h, params[4].transpose(1, 2))
+        pre = torch.baddbmm(x_proj, h, w_rec_t)
         ff, time_a, time_b = pre.split([2 * n, n, n], dim=-1)
         ff1, ff2 = torch.tanh(ff).chunk(2, dim=-1)
         return torch.lerp(ff2, ff1, torch.sigmoid(time_b - time_a))
 
-    def _motor(self, h: torch.Tensor, params: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        return torch.baddbmm(params[6], h, params[5].transpose(1, 2))
+    def _motor(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.motor_bias, h, self.motor_weight.transpose(1, 2))
 
     def step(self, x: torch.Tensor, h: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """One time step: ``(batch, in) -> ((n_members, batch, out), (batch, n_members * H))``."""
         _check_features(x, self.in_features, (2,))
         hk = self.split_hidden(h, x.shape[0], x)
-        params = self._params()
-        h_new = self._cell(self._project(x, params), hk, params)
-        return self._motor(h_new, params), self.join_hidden(h_new)
+        h_new = self._cell(self._project(x), hk, self.recurrent_weight.transpose(1, 2))
+        return self._motor(h_new), self.join_hidden(h_new)
 
     def step_members(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step with a separate state per member: ``x`` ``(batch, in)``, ``h``
         ``(n_members, batch, H)`` -> ``y`` ``(n_members, batch, out)``, ``h_new`` like ``h``."""
-        params = self._params()
-        h_new = self._cell(self._project(x, params), h, params)
-        return self._motor(h_new, params), h_new
+        h_new = self._cell(self._project(x), h, self.recurrent_weight.transpose(1, 2))
+        return self._motor(h_new), h_new
 
     def numpy_weights(self) -> tuple[np.ndarray, ...]:
         """Zero-copy numpy views of the stacked weights for :meth:`step_numpy`, rebuilt when
         a parameter gets new storage (in-place updates show through). CPU parameters only."""
-        params = self._params()
-        key = [p.data_ptr() for p in params]
-        cached = self.__dict__.get("_numpy_views")
-        if cached is None or cached[0] != key:
-            inter_w, inter_b, input_w, cell_b, rec_w, motor_w, motor_b = (
-                p.detach().numpy() for p in params)
-            views = (inter_w.transpose(0, 2, 1), inter_b, input_w.transpose(0, 2, 1),
-                     rec_w.transpose(0, 2, 1), cell_b, motor_w.transpose(0, 2, 1), motor_b)
-            self.__dict__["_numpy_views"] = cached = (key, views)
-        return cached[1]
+        ps = self._parameters  # a dict lookup: nn.Module.__getattr__ costs more on this path
+        params = tuple(ps[name] for name in ("inter_weight", "inter_bias", "input_weight",
+                                             "cell_bias", "recurrent_weight", "motor_weight",
+                                             "motor_bias"))
+        return cached_numpy_views(
+            self, params, lambda inter_w, inter_b, input_w, cell_b, rec_w, motor_w, motor_b: (
+                inter_w.transpose(0, 2, 1), inter_b, input_w.transpose(0, 2, 1),
+                rec_w.transpose(0, 2, 1), cell_b, motor_w.transpose(0, 2, 1), motor_b))
 
     def step_numpy(self, x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`step` in numpy, for acting on a CPU: ``x`` ``(batch, in)``, ``h``
@@ -178,10 +168,7 @@ class LiquidNCPEnsemble(MaskedWeights):
         batch, k, n = x.shape[0], self.n_members, self.hidden_size
         hk = h.reshape(batch, k, n).transpose(1, 0, 2)  # (k, batch, H)
         u = np.tanh(x @ inter_w_t + inter_b)  # (k, batch, inter)
-        pre = u @ input_w_t + hk @ rec_w_t + cell_b
-        ff = np.tanh(pre[..., : 2 * n])
-        gate = 1.0 / (1.0 + np.exp(pre[..., 2 * n : 3 * n] - pre[..., 3 * n :]))
-        h_new = ff[..., n:] + gate * (ff[..., :n] - ff[..., n:])
+        h_new = cfc_update(u @ input_w_t + hk @ rec_w_t + cell_b, n)
         y = h_new @ motor_w_t + motor_b
         return y, h_new.transpose(1, 0, 2).reshape(batch, k * n).astype(np.float32, copy=False)
 
@@ -196,17 +183,17 @@ class LiquidNCPEnsemble(MaskedWeights):
         if resets is not None and resets.shape != (batch, time):
             raise ValueError(f"resets must have shape ({batch}, {time}) (batch, time), "
                              f"got {tuple(resets.shape)}")
-        params = self._params()
-        x_proj = self._project(x.reshape(batch * time, -1), params).view(self.n_members, batch, time, -1)
+        x_proj = self._project(x.reshape(batch * time, -1)).view(self.n_members, batch, time, -1)
+        w_rec_t = self.recurrent_weight.transpose(1, 2)
         keep = None if resets is None else (~resets.bool()).to(x.dtype).unsqueeze(-1).unbind(1)
         states = []
         for t, x_t in enumerate(x_proj.unbind(2)):
             if keep is not None:
                 hk = hk * keep[t]
-            hk = self._cell(x_t, hk, params)
+            hk = self._cell(x_t, hk, w_rec_t)
             states.append(hk)
         h_seq = states[0].unsqueeze(2) if time == 1 else torch.stack(states, dim=2)
-        y = self._motor(h_seq.reshape(self.n_members, batch * time, -1), params)
+        y = self._motor(h_seq.reshape(self.n_members, batch * time, -1))
         return y.view(self.n_members, batch, time, -1), h_seq
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None,

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from velora.models.lnn._numpy import cached_numpy_views, cfc_update
 from velora.models.lnn.cell import NCPLiquidCell, as_elapsed_time
 from velora.models.lnn.sparse import SparseLinear
 from velora.wiring import Wiring
@@ -200,14 +201,9 @@ class LiquidNCPNetwork(_NCPBase):
         inter, cell, motor = (modules[name]._parameters for name in ("inter", "command", "motor"))
         params = (inter["weight"], inter["bias"], cell["input_weight"], cell["recurrent_weight"],
                   cell["bias"], motor["weight"], motor["bias"])
-        key = [p.data_ptr() for p in params]
-        cached = self.__dict__.get("_numpy_views")
-        if cached is None or cached[0] != key:
-            views = tuple(p.detach().numpy() for p in params)
-            w_inter, b_inter, w_input, w_rec, b_cell, w_motor, b_motor = views
-            cached = (key, (w_inter.T, b_inter, w_input.T, w_rec.T, b_cell, w_motor.T, b_motor))
-            self.__dict__["_numpy_views"] = cached
-        return cached[1]
+        return cached_numpy_views(
+            self, params, lambda w_inter, b_inter, w_input, w_rec, b_cell, w_motor, b_motor: (
+                w_inter.T, b_inter, w_input.T, w_rec.T, b_cell, w_motor.T, b_motor))
 
     def step_numpy(self, x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One unit-time step in numpy for acting on a CPU: ``x`` ``(batch, in_features)``,
@@ -218,12 +214,8 @@ class LiquidNCPNetwork(_NCPBase):
         through :meth:`numpy_weights`.
         """
         w_inter_t, b_inter, w_input_t, w_rec_t, b_cell, w_motor_t, b_motor = self.numpy_weights()
-        n = h.shape[1]
         u = np.tanh(x @ w_inter_t + b_inter)
-        pre = u @ w_input_t + h @ w_rec_t + b_cell
-        ff = np.tanh(pre[:, : 2 * n])
-        gate = 1.0 / (1.0 + np.exp(pre[:, 2 * n : 3 * n] - pre[:, 3 * n :]))
-        h_new = ff[:, n:] + gate * (ff[:, :n] - ff[:, n:])
+        h_new = cfc_update(u @ w_input_t + h @ w_rec_t + b_cell, h.shape[1])
         return h_new @ w_motor_t + b_motor, h_new.astype(np.float32, copy=False)
 
     @staticmethod
