@@ -362,24 +362,42 @@ def test_append_previous_action_wrapper_feeds_the_last_action_back():
     LiquidSAC(env, **SMALL).learn(30, log_dir=False)
 
 
-@pytest.mark.parametrize(("env_id", "kept", "previous_action"), [
-    ("velora/PendulumNoVel-v1", [0, 1], False),
-    ("velora/PendulumVelOnly-v1", [2], False),
-    ("velora/PendulumNoVelPrevAction-v1", [0, 1], True),
-    ("velora/PendulumVelOnlyPrevAction-v1", [2], True),
+def test_append_previous_reward_wrapper_feeds_the_last_reward_back():
+    from velora.envs import AppendPreviousAction, AppendPreviousReward, MaskObservation
+
+    env = AppendPreviousReward(AppendPreviousAction(MaskObservation(gym.make("Pendulum-v1"), [2])))
+    assert env.observation_space.shape == (3,)  # [θ̇, previous action, previous reward]
+    obs, _ = env.reset(seed=0)
+    assert obs[-1] == 0.0
+    for action in (0.5, -2.0):
+        obs, reward, *_ = env.step(np.array([action], dtype=np.float32))
+        assert obs[-2] == pytest.approx(action) and obs[-1] == pytest.approx(reward)
+        assert reward < 0 and env.observation_space.contains(obs)
+    obs, _ = env.reset(seed=1)
+    assert obs[-2:].tolist() == [0.0, 0.0]  # a new episode has no previous step
+    with pytest.raises(ValueError, match="AppendPreviousReward needs a 1-D Box"):
+        AppendPreviousReward(gym.make("FrozenLake-v1"))
+
+
+@pytest.mark.parametrize(("env_id", "kept", "previous"), [
+    ("velora/PendulumNoVel-v1", [0, 1], ""),
+    ("velora/PendulumVelOnly-v1", [2], ""),
+    ("velora/PendulumNoVelPrevAction-v1", [0, 1], "action"),
+    ("velora/PendulumVelOnlyPrevAction-v1", [2], "action"),
+    ("velora/PendulumVelOnlyPrevActionReward-v1", [2], "action+reward"),
 ])
-def test_partially_observable_pendulums_show_only_what_their_id_says(env_id, kept, previous_action):
+def test_partially_observable_pendulums_show_only_what_their_id_says(env_id, kept, previous):
     from velora.envs import make_env
 
     env, full = make_env(env_id), gym.make("Pendulum-v1")
     obs, _ = env.reset(seed=3)
     full_obs, _ = full.reset(seed=3)
-    extra = [0.0] if previous_action else []
+    extra = [0.0] * (("action" in previous) + ("reward" in previous))
     np.testing.assert_allclose(obs, [*full_obs[kept], *extra], rtol=1e-6)
     action = np.array([-1.25], dtype=np.float32)
     obs, reward, *_ = env.step(action)
     full_obs, full_reward, *_ = full.step(action)
-    extra = [-1.25] if previous_action else []
+    extra = ([-1.25] if "action" in previous else []) + ([full_reward] if "reward" in previous else [])
     np.testing.assert_allclose(obs, [*full_obs[kept], *extra], rtol=1e-6)
     assert reward == full_reward and env.observation_space.contains(obs)
 
@@ -462,3 +480,47 @@ def test_the_critic_ensembles_numpy_step_matches_its_torch_step():
     y_np, h_np = ensemble.step_numpy(x.numpy(), h.numpy())
     np.testing.assert_allclose(y_np, y.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(h_np, h_new.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_squashed_gaussian_log_prob_is_the_tanh_transformed_normal_density():
+    from torch.distributions import Normal, TransformedDistribution
+    from torch.distributions.transforms import TanhTransform
+
+    from velora.agents.sac import LOG_STD_MAX, LOG_STD_MIN, squashed_gaussian
+
+    out = torch.randn(64, 4, dtype=torch.float64) * 2
+    torch.manual_seed(7)
+    action, log_prob = squashed_gaussian(out)
+    torch.manual_seed(7)
+    noise = torch.randn(64, 2, dtype=torch.float64)
+    mean, raw = out.chunk(2, dim=-1)
+    std = torch.exp(LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw) + 1))
+    u = mean + std * noise
+    torch.testing.assert_close(action, torch.tanh(u))
+    # torch's density of tanh(u), u ~ N(mean, std): Normal's log-density minus tanh's log-Jacobian
+    # (given u itself: inverting a saturated tanh would lose the digits being checked).
+    reference = Normal(mean, std).log_prob(u) - TanhTransform().log_abs_det_jacobian(u, torch.tanh(u))
+    torch.testing.assert_close(log_prob, reference.sum(-1))
+    moderate = u.abs().max(-1).values < 3  # where inverting is exact, the full distribution agrees
+    dist = TransformedDistribution(Normal(mean, std), [TanhTransform()])
+    torch.testing.assert_close(log_prob[moderate], dist.log_prob(torch.tanh(u)).sum(-1)[moderate])
+    det_action, det_log_prob = squashed_gaussian(out, deterministic=True)
+    torch.testing.assert_close(det_action, torch.tanh(mean))
+    assert torch.count_nonzero(det_log_prob) == 0
+
+
+@pytest.mark.parametrize("time", [1, 4])
+def test_states_before_each_step_shift_the_sequence_and_zero_at_resets(time):
+    from velora.agents.base import states_before_each_step
+
+    h0 = torch.randn(2, 3, 5)  # (members, batch, hidden)
+    h_seq = torch.randn(2, 3, time, 5)
+    resets = torch.zeros(3, time, dtype=torch.bool)
+    resets[1, time - 1] = True
+    before = states_before_each_step(h0, h_seq, resets)
+    assert before.shape == (2, 3, time, 5)
+    for t in range(time):
+        expected = h0 if t == 0 else h_seq[:, :, t - 1]
+        expected = expected * (~resets[:, t]).unsqueeze(-1)
+        torch.testing.assert_close(before[:, :, t], expected)
+    assert torch.count_nonzero(before[:, 1, time - 1]) == 0

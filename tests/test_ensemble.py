@@ -83,3 +83,42 @@ def test_a_copied_ensemble_keeps_its_wiring_while_it_trains(make_copy):
                          (ensemble.recurrent_weight, ensemble.recurrent_mask),
                          (ensemble.motor_weight, ensemble.motor_mask)]:
         assert torch.all(weight[mask == 0] == 0) and weight[mask == 1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("time", [1, 5])
+def test_members_get_the_gradients_their_single_networks_get(time):
+    """The feature-major inside of the ensemble computes the same function *and* gradients."""
+    ensemble = LiquidNCPEnsemble(5, 14, 2, n_members=2, seed=3)
+    nets = members(3)
+    x = torch.randn(4, time, 5, requires_grad=True)
+    h0 = torch.randn(4, 2 * ensemble.hidden_size)
+    resets = torch.zeros(4, time, dtype=torch.bool)
+    resets[2, time - 1] = True
+    y, h_seq = ensemble.unroll(x, h0, resets)
+    (y.pow(2).sum() + h_seq.sum()).backward()
+    x_grad = x.grad.clone()
+    x.grad = None
+    width = ensemble.hidden_size
+    for k, net in enumerate(nets):
+        y_k, h_seq_k = net.unroll(x, h0[:, k * width:(k + 1) * width], resets)
+        (y_k.pow(2).sum() + h_seq_k.sum()).backward()
+        torch.testing.assert_close(ensemble.inter_weight.grad[k], net.inter.weight.grad)
+        torch.testing.assert_close(ensemble.input_weight.grad[k], net.command.input_weight.grad)
+        torch.testing.assert_close(ensemble.recurrent_weight.grad[k], net.command.recurrent_weight.grad)
+        torch.testing.assert_close(ensemble.cell_bias.grad[k, 0], net.command.bias.grad)
+        torch.testing.assert_close(ensemble.motor_weight.grad[k], net.motor.weight.grad)
+        torch.testing.assert_close(ensemble.motor_bias.grad[k, 0], net.motor.bias.grad)
+    torch.testing.assert_close(x_grad, x.grad)  # both members' input gradients, summed
+
+
+def test_step_members_runs_each_member_from_its_own_state():
+    ensemble = LiquidNCPEnsemble(5, 14, 2, n_members=2, seed=3)
+    nets = members(3)
+    x = torch.randn(6, 5)
+    h = torch.randn(2, 6, ensemble.hidden_size)
+    y, h_new = ensemble.step_members(x, h)
+    assert y.shape == (2, 6, 2) and h_new.shape == h.shape
+    for k, net in enumerate(nets):
+        y_k, h_k = net.step(x, h[k])
+        torch.testing.assert_close(y[k], y_k)
+        torch.testing.assert_close(h_new[k], h_k)

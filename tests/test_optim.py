@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from velora.optim import LeanAdam, adam
 
@@ -104,3 +105,47 @@ def test_settings_the_lean_call_does_not_pass_on_use_torchs_own_step():
 
 def test_adam_factory_gives_the_lean_optimiser_on_cpu():
     assert isinstance(adam(make_net().parameters(), lr=1e-3), LeanAdam)
+
+
+def test_step_hooks_still_run_and_the_steps_still_match():
+    """The lean path skips torch's step wrapper; a registered hook sends steps through it."""
+    lean_net, lean, ref_net, ref = trained_pair()
+    calls: list[str] = []
+    pre = lean.register_step_pre_hook(lambda opt, args, kwargs: calls.append("pre"))
+    post = lean.register_step_post_hook(lambda opt, args, kwargs: calls.append("post"))
+    glob = register_optimizer_step_post_hook(
+        lambda opt, args, kwargs: calls.append(f"global {type(opt).__name__}"))
+    try:
+        train(lean_net, lean, 2, seed=5)
+        train(ref_net, ref, 2, seed=5)
+    finally:
+        pre.remove(), post.remove(), glob.remove()
+    assert calls == ["pre", "post", "global LeanAdam"] * 2 + ["global Adam"] * 2
+    assert_same_parameters(lean_net, ref_net)
+    train(lean_net, lean, 2, seed=6)  # hooks removed: back on the lean path, nothing recorded
+    train(ref_net, ref, 2, seed=6)
+    assert len(calls) == 8
+    assert_same_parameters(lean_net, ref_net)
+
+
+def test_a_plain_adam_built_first_does_not_run_the_hooks_twice():
+    torch.optim.Adam(make_net().parameters())  # torch wraps Adam.step itself now
+    lean_net, ref_net = make_net(), make_net()
+    lean = LeanAdam(lean_net.parameters(), lr=1e-2)
+    ref = torch.optim.Adam(ref_net.parameters(), lr=1e-2, fused=True)
+    calls: list[str] = []
+    lean.register_step_pre_hook(lambda opt, args, kwargs: calls.append("pre"))
+    train(lean_net, lean, 2)
+    train(ref_net, ref, 2)
+    assert calls == ["pre", "pre"]
+    assert_same_parameters(lean_net, ref_net)
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_zero_grad_clears_every_gradient(set_to_none):
+    net = make_net()
+    opt = LeanAdam(net.parameters())
+    net(torch.randn(3, 4)).sum().backward()
+    opt.zero_grad(set_to_none=set_to_none)
+    for p in net.parameters():
+        assert p.grad is None if set_to_none else torch.count_nonzero(p.grad) == 0

@@ -18,6 +18,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 
 __all__ = [
     "AppendPreviousAction",
+    "AppendPreviousReward",
     "MaskObservation",
     "check_action_space",
     "check_observation_space",
@@ -95,21 +96,56 @@ class AppendPreviousAction(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def _pendulum_masked(keep: Sequence[int], previous_action: bool) -> Callable[..., gym.Env]:
+class AppendPreviousReward(gym.Wrapper):
+    """Append the previous reward (0 after a reset) to a 1-D Box observation.
+
+    The reward is part of the history an agent has lived through; recurrent model-free
+    agents for POMDPs (e.g. Ni et al., 2022) read the previous action *and* reward, because
+    the reward often reveals hidden state (Pendulum's depends on the unseen angle). Apply it
+    outside :class:`AppendPreviousAction` to get ``[observation, action, reward]``.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+            raise ValueError(f"AppendPreviousReward needs a 1-D Box observation space, got {space}")
+        self.observation_space = gym.spaces.Box(  # rewards are unbounded in general
+            np.append(space.low, -np.inf).astype(np.float32),
+            np.append(space.high, np.inf).astype(np.float32), dtype=np.float32)
+
+    def reset(self, **kwargs: object) -> tuple[np.ndarray, dict]:
+        obs, info = self.env.reset(**kwargs)
+        return np.append(obs, np.float32(0.0)).astype(np.float32), info
+
+    def step(self, action: object) -> tuple:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return (np.append(obs, np.float32(reward)).astype(np.float32), reward, terminated,
+                truncated, info)
+
+
+def _pendulum_masked(keep: Sequence[int], previous: str) -> Callable[..., gym.Env]:
     def make(**kwargs: object) -> gym.Env:
         env: gym.Env = MaskObservation(gym.make("Pendulum-v1", **kwargs), keep)
-        return AppendPreviousAction(env) if previous_action else env
+        if "action" in previous:
+            env = AppendPreviousAction(env)
+        if "reward" in previous:
+            env = AppendPreviousReward(env)
+        return env
     return make
 
 
-# Pendulum's observation is [cos θ, sin θ, θ̇]. Entry: (kept indices, previous action?, doc).
+# Pendulum's observation is [cos θ, sin θ, θ̇].
+# Entry: (kept indices, what of the previous step is appended, doc).
 PARTIAL_OBSERVABILITY_ENVS = {
-    "velora/PendulumNoVel-v1": ([0, 1], False, "Pendulum-v1 seeing only cos θ and sin θ"),
-    "velora/PendulumVelOnly-v1": ([2], False, "Pendulum-v1 seeing only the angular velocity θ̇"),
+    "velora/PendulumNoVel-v1": ([0, 1], "", "Pendulum-v1 seeing only cos θ and sin θ"),
+    "velora/PendulumVelOnly-v1": ([2], "", "Pendulum-v1 seeing only the angular velocity θ̇"),
     "velora/PendulumNoVelPrevAction-v1": (
-        [0, 1], True, "Pendulum-v1 seeing cos θ, sin θ and its own previous action"),
+        [0, 1], "action", "Pendulum-v1 seeing cos θ, sin θ and its own previous action"),
     "velora/PendulumVelOnlyPrevAction-v1": (
-        [2], True, "Pendulum-v1 seeing θ̇ and its own previous action"),
+        [2], "action", "Pendulum-v1 seeing θ̇ and its own previous action"),
+    "velora/PendulumVelOnlyPrevActionReward-v1": (
+        [2], "action+reward", "Pendulum-v1 seeing θ̇, its own previous action and reward"),
 }
 for _env_id, (_keep, _previous, _doc) in PARTIAL_OBSERVABILITY_ENVS.items():
     if _env_id not in gym.registry:

@@ -100,7 +100,10 @@ def states_before_each_step(h0: torch.Tensor, h_seq: torch.Tensor, resets: torch
     ``h0`` ``(..., batch, hidden)``, ``h_seq`` ``(..., batch, time, hidden)`` (state after each
     step; leading dims such as ensemble members are kept), ``resets`` ``(batch, time)``.
     """
-    before = torch.cat([h0.unsqueeze(-2), h_seq[..., :-1, :]], dim=-2)
+    if h_seq.shape[-2] == 1:
+        before = h0.unsqueeze(-2)
+    else:
+        before = torch.cat([h0.unsqueeze(-2), h_seq[..., :-1, :]], dim=-2)
     return before * (~resets).unsqueeze(-1).to(before.dtype)
 
 

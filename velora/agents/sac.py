@@ -43,6 +43,10 @@ from velora.models.lnn import LiquidNCPEnsemble
 from velora.optim import adam
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+# log-std = LOG_STD_MIN + (LOG_STD_MAX - LOG_STD_MIN) * (tanh(raw) + 1) / 2, as tanh(raw) * a + b
+_LOG_STD_SCALE, _LOG_STD_SHIFT = (LOG_STD_MAX - LOG_STD_MIN) / 2, (LOG_STD_MAX + LOG_STD_MIN) / 2
+# The constant part of one action dimension's log-probability: Gaussian normaliser + tanh's 2 log 2.
+_LOG_PROB_CONSTANT = 0.5 * math.log(2.0 * math.pi) + 2.0 * math.log(2.0)
 
 
 def squashed_gaussian(actor_out: torch.Tensor, deterministic: bool = False
@@ -58,15 +62,14 @@ def squashed_gaussian(actor_out: torch.Tensor, deterministic: bool = False
     if deterministic:
         action = torch.tanh(mean)
         return action, torch.zeros(action.shape[:-1], device=action.device)
-    log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw_log_std) + 1.0)
-    std = log_std.exp()
+    log_std = torch.tanh(raw_log_std) * _LOG_STD_SCALE + _LOG_STD_SHIFT
     noise = torch.randn_like(mean)
-    u = mean + std * noise
+    u = torch.addcmul(mean, log_std.exp(), noise)
     action = torch.tanh(u)
-    # log N(u; mean, std) - log|d tanh(u)/du|, with log(1 - tanh(u)^2) in a stable form.
-    gaussian = -0.5 * noise.pow(2) - log_std - 0.5 * math.log(2.0 * math.pi)
-    log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
-    return action, (gaussian - log_det).sum(dim=-1)
+    # log N(u; mean, std) - log(1 - tanh(u)^2), the latter in the stable form
+    # 2 (log 2 - u - softplus(-2u)); constants gathered in _LOG_PROB_CONSTANT.
+    per_dim = 2.0 * (u + F.softplus(-2.0 * u)) - log_std - 0.5 * noise.square()
+    return action, per_dim.sum(dim=-1) - mean.shape[-1] * _LOG_PROB_CONSTANT
 
 
 class LiquidSAC(OffPolicyAgent):
@@ -198,7 +201,7 @@ class LiquidSAC(OffPolicyAgent):
         out, h_actor = self.actor.step_numpy(obs, hidden["actor"])
         mean, raw_log_std = out[:, : self.act_dim], out[:, self.act_dim :]
         noise = torch.randn(mean.shape, dtype=torch.float32).numpy()
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (np.tanh(raw_log_std) + 1.0)
+        log_std = np.tanh(raw_log_std) * _LOG_STD_SCALE + _LOG_STD_SHIFT
         actions = np.tanh(mean + np.exp(log_std) * noise).astype(np.float32)
         if random:
             actions = self.random_actions(len(obs)).numpy()
@@ -248,7 +251,8 @@ class LiquidSAC(OffPolicyAgent):
                 target_h_seq.reshape(members, batch * time, -1))
             next_value = target_q.min(dim=0).values.view(batch, time) \
                 - self.alpha * next_log_prob.view(batch, time)
-            target = w.rewards + self.gamma * (~w.terminated).float() * next_value
+            target = torch.addcmul(w.rewards, (~w.terminated).to(next_value.dtype), next_value,
+                                   value=self.gamma)
 
         q, h_seq = self.critics.unroll(x, states["critics"], w.resets)  # (2, batch, time, 1)
         q = q.squeeze(-1)

@@ -118,35 +118,44 @@ class LiquidNCPEnsemble(MaskedWeights):
         return h.transpose(0, 1).reshape(h.shape[1], -1)
 
     # ------------------------------------------------------------------ computation
-    def _project(self, x: torch.Tensor) -> torch.Tensor:
-        """``(rows, in)`` -> the cell's input projection ``(n_members, rows, 4 * hidden)``."""
-        inter = torch.tanh(torch.baddbmm(self.inter_bias, x.expand(self.n_members, *x.shape),
-                                         self.inter_weight.transpose(1, 2)))
-        return torch.baddbmm(self.cell_bias, inter, self.input_weight.transpose(1, 2))
+    # Inside, every layer runs feature-major, ``(n_members, features, rows)``: ``W @ x`` with
+    # the weights as stored, and the cell's four heads come out as contiguous row blocks, so
+    # its elementwise tail (tanh, sigmoid, lerp) reads contiguous memory. On a CPU that is
+    # about a quarter less time per step than ``(rows, features)``. Public shapes stay
+    # batch-first; the conversions are views.
+    def _project(self, x_t: torch.Tensor) -> torch.Tensor:
+        """``(in, rows)`` -> the cell's input projection ``(n_members, 4 * hidden, rows)``."""
+        inter = torch.tanh(torch.baddbmm(self.inter_bias.transpose(1, 2), self.inter_weight,
+                                         x_t.expand(self.n_members, *x_t.shape)))
+        return torch.baddbmm(self.cell_bias.transpose(1, 2), self.input_weight, inter)
 
-    def _cell(self, x_proj: torch.Tensor, h: torch.Tensor, w_rec_t: torch.Tensor) -> torch.Tensor:
+    def _cell(self, x_proj: torch.Tensor, h: torch.Tensor, w_rec: torch.Tensor) -> torch.Tensor:
+        """``(n_members, 4 * hidden, rows)``, ``(n_members, hidden, rows)`` -> the new state."""
         n = self.hidden_size
-        pre = torch.baddbmm(x_proj, h, w_rec_t)
-        ff, time_a, time_b = pre.split([2 * n, n, n], dim=-1)
-        ff1, ff2 = torch.tanh(ff).chunk(2, dim=-1)
+        pre = torch.baddbmm(x_proj, w_rec, h)
+        # One split (not slices): its backward is a single concatenation.
+        ff, time_a, time_b = pre.split([2 * n, n, n], dim=1)
+        ff1, ff2 = torch.tanh(ff).chunk(2, dim=1)
         return torch.lerp(ff2, ff1, torch.sigmoid(time_b - time_a))
 
     def _motor(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.motor_bias, h, self.motor_weight.transpose(1, 2))
+        """``(n_members, hidden, rows)`` -> ``(n_members, out, rows)``."""
+        return torch.baddbmm(self.motor_bias.transpose(1, 2), self.motor_weight, h)
 
     def step(self, x: torch.Tensor, h: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """One time step: ``(batch, in) -> ((n_members, batch, out), (batch, n_members * H))``."""
         _check_features(x, self.in_features, (2,))
-        hk = self.split_hidden(h, x.shape[0], x)
-        h_new = self._cell(self._project(x), hk, self.recurrent_weight.transpose(1, 2))
-        return self._motor(h_new), self.join_hidden(h_new)
+        batch = x.shape[0]
+        h_t = self.split_hidden(h, batch, x).transpose(1, 2)
+        h_new = self._cell(self._project(x.t()), h_t, self.recurrent_weight)
+        return self._motor(h_new).transpose(1, 2), h_new.permute(2, 0, 1).reshape(batch, -1)
 
     def step_members(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step with a separate state per member: ``x`` ``(batch, in)``, ``h``
         ``(n_members, batch, H)`` -> ``y`` ``(n_members, batch, out)``, ``h_new`` like ``h``."""
-        h_new = self._cell(self._project(x), h, self.recurrent_weight.transpose(1, 2))
-        return self._motor(h_new), h_new
+        h_new = self._cell(self._project(x.t()), h.transpose(1, 2), self.recurrent_weight)
+        return self._motor(h_new).transpose(1, 2), h_new.transpose(1, 2)
 
     def numpy_weights(self) -> tuple[np.ndarray, ...]:
         """Zero-copy numpy views of the stacked weights for :meth:`step_numpy`, rebuilt when
@@ -179,22 +188,27 @@ class LiquidNCPEnsemble(MaskedWeights):
         ``(batch, time)`` zero the state before the True steps."""
         _check_features(x, self.in_features, (3,))
         batch, time = x.shape[0], x.shape[1]
-        hk = self.split_hidden(h, batch, x)
+        h_t = self.split_hidden(h, batch, x).transpose(1, 2)  # (k, H, batch)
         if resets is not None and resets.shape != (batch, time):
             raise ValueError(f"resets must have shape ({batch}, {time}) (batch, time), "
                              f"got {tuple(resets.shape)}")
-        x_proj = self._project(x.reshape(batch * time, -1)).view(self.n_members, batch, time, -1)
-        w_rec_t = self.recurrent_weight.transpose(1, 2)
-        keep = None if resets is None else (~resets.bool()).to(x.dtype).unsqueeze(-1).unbind(1)
+        k = self.n_members
+        # Rows in time-major order, so each step's projection is one contiguous-rowed slice.
+        x_rows = x[:, 0] if time == 1 else x.transpose(0, 1).reshape(time * batch, -1)
+        x_proj = self._project(x_rows.t()).view(k, -1, time, batch)
+        w_rec = self.recurrent_weight
+        keep = None if resets is None else (~resets.bool()).to(x.dtype).t().unbind(0)
+        # One step: a view (a time axis to unbind would cost a stack in the backward pass).
+        x_steps = (x_proj.view(k, -1, batch),) if time == 1 else x_proj.unbind(2)
         states = []
-        for t, x_t in enumerate(x_proj.unbind(2)):
+        for t, x_t in enumerate(x_steps):
             if keep is not None:
-                hk = hk * keep[t]
-            hk = self._cell(x_t, hk, w_rec_t)
-            states.append(hk)
-        h_seq = states[0].unsqueeze(2) if time == 1 else torch.stack(states, dim=2)
-        y = self._motor(h_seq.reshape(self.n_members, batch * time, -1))
-        return y.view(self.n_members, batch, time, -1), h_seq
+                h_t = h_t * keep[t]
+            h_t = self._cell(x_t, h_t, w_rec)
+            states.append(h_t)
+        h_all = states[0].unsqueeze(2) if time == 1 else torch.stack(states, dim=2)  # (k, H, T, B)
+        y = self._motor(h_all.view(k, self.hidden_size, time * batch)).view(k, -1, time, batch)
+        return y.permute(0, 3, 2, 1), h_all.permute(0, 3, 2, 1)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None,
                 resets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -174,7 +174,7 @@ class LiquidNCPNetwork(_NCPBase):
         x_proj = self.command.project_input(torch.tanh(self.inter(x)))
         # unbind, not x_proj[:, t]: indexing one step at a time would make autograd build a
         # zero tensor of the whole sequence for every step's gradient (quadratic in time).
-        x_steps = x_proj.unbind(1)
+        x_steps = (x_proj.squeeze(1),) if time == 1 else x_proj.unbind(1)
         keep_steps = keep.unbind(1) if keep is not None else None
         per_step_ts = torch.is_tensor(elapsed) and elapsed.dim() == 3
         ts_steps = elapsed.unbind(1) if per_step_ts else None
