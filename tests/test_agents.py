@@ -245,7 +245,7 @@ def test_every_agent_trains_in_both_replay_modes(cls, env, replay):
     agent = cls(env, **SMALL, replay=replay, seq_len=4, burn_in=2, seed=1)
     before = [p.detach().clone() for p in agent.actor.parameters()]
     agent.learn(60)
-    assert agent.num_updates == 40
+    assert agent.num_updates == 40 * (2 if replay == "sequence" else 1)  # the mode's default
     assert all(np.isfinite(v) for v in agent.train_metrics.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.actor.parameters(), strict=True))
 
@@ -400,6 +400,24 @@ def test_partially_observable_pendulums_show_only_what_their_id_says(env_id, kep
     extra = ([-1.25] if "action" in previous else []) + ([full_reward] if "reward" in previous else [])
     np.testing.assert_allclose(obs, [*full_obs[kept], *extra], rtol=1e-6)
     assert reward == full_reward and env.observation_space.contains(obs)
+
+
+@pytest.mark.parametrize("cls", [LiquidSAC, LiquidDDPG])
+def test_sequence_mode_has_the_partial_observability_defaults_and_explicit_values_win(cls):
+    stored = cls("Pendulum-v1", seed=0)
+    assert (stored.n_neurons, stored.sparsity_level, stored.gradient_steps, stored.gamma) \
+        == (16, 0.5, 1, 0.99)
+    sequence = cls("Pendulum-v1", replay="sequence", seed=0)
+    assert (sequence.n_neurons, sequence.sparsity_level, sequence.gradient_steps, sequence.gamma) \
+        == (32, 0.2, 2, 0.98)
+    assert sequence.actor.n_neurons == 32
+    assert sequence.actor.wiring.sparsity_level == 0.2
+    chosen = cls("Pendulum-v1", replay="sequence", n_neurons=16, sparsity_level=0.5,
+                 gradient_steps=1, gamma=0.99, seed=0)
+    assert (chosen.n_neurons, chosen.sparsity_level, chosen.gradient_steps, chosen.gamma) \
+        == (16, 0.5, 1, 0.99)
+    with pytest.raises(ValueError, match="gamma"):
+        cls("Pendulum-v1", replay="sequence", gamma=1.5)
 
 
 def test_the_default_batch_is_256_transitions_in_either_replay_mode():

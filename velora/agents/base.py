@@ -43,6 +43,27 @@ from velora.logger import RunLogger
 Hidden = dict[str, torch.Tensor]
 TRANSITIONS_PER_UPDATE = 256  # the default batch, as in SB3: windows are counted in steps
 ReplayMode = Literal["stored_state", "sequence"]
+# Defaults that depend on the replay mode, (stored_state, sequence), used where the argument is
+# None. Sequence mode is for partial observability; its defaults are the recipe that learns
+# velora's partially observable Pendulum benchmarks (docs/benchmarks.md): a bigger and denser
+# actor circuit, two updates per env step and a shorter horizon.
+REPLAY_MODE_DEFAULTS: dict[str, tuple[float, float]] = {
+    "n_neurons": (16, 32),
+    "sparsity_level": (0.5, 0.2),
+    "gradient_steps": (1, 2),
+    "gamma": (0.99, 0.98),
+}
+
+
+_RESOLVED_ARGUMENTS = (*REPLAY_MODE_DEFAULTS, "batch_size")
+
+
+def replay_mode_default(name: str, value: Any, replay: ReplayMode) -> Any:
+    """``value``, or where it is None the default of ``name`` for this replay mode."""
+    if value is not None:
+        return value
+    stored_state, sequence = REPLAY_MODE_DEFAULTS[name]
+    return sequence if replay == "sequence" else stored_state
 
 
 @dataclass
@@ -183,9 +204,9 @@ class OffPolicyAgent:
         self,
         env: EnvLike,
         *,
-        n_neurons: int,
+        n_neurons: int | None,
         critic_neurons: int,
-        sparsity_level: float,
+        sparsity_level: float | None,
         replay: ReplayMode,
         seq_len: int,
         burn_in: int,
@@ -193,8 +214,8 @@ class OffPolicyAgent:
         batch_size: int | None,
         learning_starts: int,
         train_freq: int,
-        gradient_steps: int,
-        gamma: float,
+        gradient_steps: int | None,
+        gamma: float | None,
         tau: float,
         num_envs: int,
         vectorization: Literal["sync", "async"],
@@ -202,12 +223,16 @@ class OffPolicyAgent:
         seed: int | None,
     ) -> None:
         # Every check happens before anything is built.
-        self.n_neurons = positive_int("n_neurons", n_neurons)
-        self.critic_neurons = positive_int("critic_neurons", critic_neurons)
-        self.sparsity_level = finite_float("sparsity_level", sparsity_level, low=0.1, high=0.9)
         if replay not in ("stored_state", "sequence"):
             raise ValueError(f"replay must be 'stored_state' or 'sequence', got {replay!r}")
         self.replay = replay
+        n_neurons = replay_mode_default("n_neurons", n_neurons, replay)
+        sparsity_level = replay_mode_default("sparsity_level", sparsity_level, replay)
+        gradient_steps = replay_mode_default("gradient_steps", gradient_steps, replay)
+        gamma = replay_mode_default("gamma", gamma, replay)
+        self.n_neurons = positive_int("n_neurons", n_neurons)
+        self.critic_neurons = positive_int("critic_neurons", critic_neurons)
+        self.sparsity_level = finite_float("sparsity_level", sparsity_level, low=0.1, high=0.9)
         self.seq_len = positive_int("seq_len", seq_len)
         self.burn_in = non_negative_int("burn_in", burn_in)
         self.buffer_size = positive_int("buffer_size", buffer_size)
@@ -277,7 +302,19 @@ class OffPolicyAgent:
         self.log_dir: Path | None = None
         self.last_sps = 0.0
         self.train_metrics: dict[str, float] = {}
-        self.config: dict[str, Any] = {}
+        self._config: dict[str, Any] = {}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The hyperparameters in use (JSON-able; logged and saved in checkpoints)."""
+        return self._config
+
+    @config.setter
+    def config(self, arguments: dict[str, Any]) -> None:
+        # An argument left at None (a replay-mode default, the default batch) is recorded as
+        # the value in use, so a checkpoint rebuilds the same agent even if defaults change.
+        self._config = {name: getattr(self, name) if value is None and name in _RESOLVED_ARGUMENTS
+                        else value for name, value in arguments.items()}
 
     # ------------------------------------------------------------------ algorithm interface
     hidden_sizes: dict[str, int]

@@ -76,9 +76,9 @@ class LiquidDDPG(OffPolicyAgent):
         self,
         env: EnvLike,
         *,
-        n_neurons: int = 16,
+        n_neurons: int | None = None,
         critic_neurons: int = 64,
-        sparsity_level: float = 0.5,
+        sparsity_level: float | None = None,
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
         burn_in: int = 8,
@@ -86,8 +86,8 @@ class LiquidDDPG(OffPolicyAgent):
         batch_size: int | None = None,
         learning_starts: int = 1000,
         train_freq: int = 1,
-        gradient_steps: int = 1,
-        gamma: float = 0.99,
+        gradient_steps: int | None = None,
+        gamma: float | None = None,
         tau: float = 0.005,
         actor_lr: float = 1e-3,
         critic_lr: float = 1e-3,
@@ -113,11 +113,11 @@ class LiquidDDPG(OffPolicyAgent):
         self.config = constructor_config(LiquidDDPG.__init__, locals())
 
         # 1. Networks and their targets.
-        self.actor = LiquidNCPNetwork(self.obs_dim, n_neurons, self.act_dim,
-                                      sparsity_level=sparsity_level, seed=seed,
+        self.actor = LiquidNCPNetwork(self.obs_dim, self.n_neurons, self.act_dim,
+                                      sparsity_level=self.sparsity_level, seed=seed,
                                       device=self.device)
         self.critic = LiquidNCPNetwork(self.obs_dim + self.act_dim, critic_neurons, 1,
-                                       sparsity_level=sparsity_level,
+                                       sparsity_level=self.sparsity_level,
                                        seed=None if seed is None else seed + 1, device=self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)

@@ -78,14 +78,18 @@ class LiquidSAC(OffPolicyAgent):
     Args:
         env: a ``gymnasium.Env``, an env id (``"Pendulum-v1"``), or a
             ``gymnasium.vector.VectorEnv`` in any autoreset mode.
-        n_neurons: actor circuit size (inter + command neurons).
+        n_neurons: actor circuit size (inter + command neurons); ``None``: 16, or 32 in
+            sequence mode.
         critic_neurons: each critic's circuit size.
-        sparsity_level: fraction of possible synapses left out of every circuit.
+        sparsity_level: fraction of possible synapses left out of every circuit; ``None``:
+            0.5, or 0.2 in sequence mode.
         replay: ``"stored_state"`` (default) — one-step updates from single transitions and the
             states stored with them: cheapest, and exact for the networks that acted;
             ``"sequence"`` — windows of ``seq_len`` steps after ``burn_in`` steps that refresh
             the stored state, with gradients through time; use it when the observation does not
-            reveal the state (partial observability).
+            reveal the state (partial observability). Four defaults differ in sequence
+            mode — the recipe that learns the partially observable Pendulum benchmarks: see
+            ``velora.agents.base.REPLAY_MODE_DEFAULTS``.
         seq_len: training steps per window (sequence mode).
         burn_in: steps before each window that only refresh the state (sequence mode).
         buffer_size: transitions kept, over all envs.
@@ -94,8 +98,8 @@ class LiquidSAC(OffPolicyAgent):
             windows (16 windows of 16 steps).
         learning_starts: env steps of uniform random actions before updates start.
         train_freq: env iterations (one step of every env) between update rounds.
-        gradient_steps: updates per round.
-        gamma: discount factor in ``(0, 1]``.
+        gradient_steps: updates per round; ``None``: 1, or 2 in sequence mode.
+        gamma: discount factor in ``(0, 1]``; ``None``: 0.99, or 0.98 in sequence mode.
         tau: Polyak rate of the target critics in ``(0, 1]``.
         actor_lr, critic_lr, alpha_lr: Adam learning rates.
         init_alpha: starting entropy coefficient.
@@ -113,9 +117,9 @@ class LiquidSAC(OffPolicyAgent):
         self,
         env: EnvLike,
         *,
-        n_neurons: int = 16,
+        n_neurons: int | None = None,
         critic_neurons: int = 64,
-        sparsity_level: float = 0.5,
+        sparsity_level: float | None = None,
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
         burn_in: int = 8,
@@ -123,8 +127,8 @@ class LiquidSAC(OffPolicyAgent):
         batch_size: int | None = None,
         learning_starts: int = 1000,
         train_freq: int = 1,
-        gradient_steps: int = 1,
-        gamma: float = 0.99,
+        gradient_steps: int | None = None,
+        gamma: float | None = None,
         tau: float = 0.005,
         actor_lr: float = 1e-3,
         critic_lr: float = 1e-3,
@@ -155,12 +159,12 @@ class LiquidSAC(OffPolicyAgent):
             return None if seed is None else seed + k
 
         # 1. Networks: actor -> (mean, log_std); two critics Q(observation, action).
-        self.actor = LiquidNCPNetwork(self.obs_dim, n_neurons, 2 * self.act_dim,
-                                      sparsity_level=sparsity_level, seed=seed_of(0),
+        self.actor = LiquidNCPNetwork(self.obs_dim, self.n_neurons, 2 * self.act_dim,
+                                      sparsity_level=self.sparsity_level, seed=seed_of(0),
                                       device=self.device)
         # The twin critics are one batched module: member k is a LiquidNCPNetwork with seed+1+k.
         self.critics = LiquidNCPEnsemble(self.obs_dim + self.act_dim, critic_neurons, 1,
-                                         n_members=2, sparsity_level=sparsity_level,
+                                         n_members=2, sparsity_level=self.sparsity_level,
                                          seed=seed_of(1), device=self.device)
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
         self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critics.hidden_size}

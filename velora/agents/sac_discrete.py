@@ -54,9 +54,9 @@ class LiquidSACDiscrete(OffPolicyAgent):
         self,
         env: EnvLike,
         *,
-        n_neurons: int = 16,
+        n_neurons: int | None = None,
         critic_neurons: int = 64,
-        sparsity_level: float = 0.5,
+        sparsity_level: float | None = None,
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
         burn_in: int = 8,
@@ -64,8 +64,8 @@ class LiquidSACDiscrete(OffPolicyAgent):
         batch_size: int | None = None,
         learning_starts: int = 1000,
         train_freq: int = 1,
-        gradient_steps: int = 1,
-        gamma: float = 0.99,
+        gradient_steps: int | None = None,
+        gamma: float | None = None,
         tau: float = 0.005,
         actor_lr: float = 1e-3,
         critic_lr: float = 1e-3,
@@ -97,11 +97,11 @@ class LiquidSACDiscrete(OffPolicyAgent):
 
         # 1. Networks: actor -> logits; two critics -> Q(observation, every action).
         n_actions = self.act_dim
-        self.actor = LiquidNCPNetwork(self.obs_dim, n_neurons, n_actions,
-                                      sparsity_level=sparsity_level, seed=seed_of(0),
+        self.actor = LiquidNCPNetwork(self.obs_dim, self.n_neurons, n_actions,
+                                      sparsity_level=self.sparsity_level, seed=seed_of(0),
                                       device=self.device)
         self.critics = LiquidNCPEnsemble(self.obs_dim, critic_neurons, n_actions, n_members=2,
-                                         sparsity_level=sparsity_level, seed=seed_of(1),
+                                         sparsity_level=self.sparsity_level, seed=seed_of(1),
                                          device=self.device)
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
         self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critics.hidden_size}
