@@ -179,6 +179,8 @@ class VeloraSystem:
         if replay == "sequence":
             kw.update(seq_len=cfg["seq_len"], burn_in=cfg["burn_in"],
                       batch_size=sequence_windows(cfg))
+        if cls_name == "LiquidDDPG":
+            kw["noise_std"] = cfg["noise_std"]  # the same exploration noise as the TD3 peer
         self.env_id = cfg["env"]
         self.agent = cls(self.env_id, **kw)
         self.state = None
@@ -537,7 +539,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--buffer-size", type=int, default=1_000_000)
     p.add_argument("--lr", type=float, default=1e-3, help="SB3's learning rate")
     p.add_argument("--noise-std", type=float, default=0.1,
-                   help="TD3 peer's Gaussian action noise, in the [-1, 1] action scale like LiquidDDPG's")
+                   help="Gaussian action noise of both TD3 and LiquidDDPG, in the [-1, 1] action scale")
     p.add_argument("--seq-len", type=int, default=16)
     p.add_argument("--seq-batch", type=int, default=None,
                    help="windows per sequence-mode update (default: --batch-size // --seq-len, "

@@ -65,7 +65,8 @@ class LiquidDDPG(OffPolicyAgent):
         noise: ``"gaussian"`` (independent ``N(0, noise_std)`` per step, default) or
             ``"ou"`` (Ornstein–Uhlenbeck with ``sigma = noise_std``), in the ``[-1, 1]``
             action scale, reset when an env's episode ends.
-        noise_std: scale of the exploration noise.
+        noise_std: scale of the exploration noise (0.2: on Pendulum-v1, 0.1 left one seed of
+            five stuck without a swing-up at 20k steps; 0.2 swung up with all five).
         actor_lr, critic_lr: Adam learning rates.
     """
 
@@ -92,7 +93,7 @@ class LiquidDDPG(OffPolicyAgent):
         actor_lr: float = 1e-3,
         critic_lr: float = 1e-3,
         noise: Literal["gaussian", "ou"] = "gaussian",
-        noise_std: float = 0.1,
+        noise_std: float = 0.2,
         num_envs: int = 1,
         vectorization: Literal["sync", "async"] = "sync",
         device: str | torch.device = "cpu",
