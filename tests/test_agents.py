@@ -384,6 +384,7 @@ def test_append_previous_reward_wrapper_feeds_the_last_reward_back():
     ("velora/PendulumVelOnly-v1", [2], ""),
     ("velora/PendulumNoVelPrevAction-v1", [0, 1], "action"),
     ("velora/PendulumVelOnlyPrevAction-v1", [2], "action"),
+    ("velora/PendulumNoVelPrevActionReward-v1", [0, 1], "action+reward"),
     ("velora/PendulumVelOnlyPrevActionReward-v1", [2], "action+reward"),
 ])
 def test_partially_observable_pendulums_show_only_what_their_id_says(env_id, kept, previous):

@@ -142,6 +142,8 @@ PARTIAL_OBSERVABILITY_ENVS = {
     "velora/PendulumVelOnly-v1": ([2], "", "Pendulum-v1 seeing only the angular velocity θ̇"),
     "velora/PendulumNoVelPrevAction-v1": (
         [0, 1], "action", "Pendulum-v1 seeing cos θ, sin θ and its own previous action"),
+    "velora/PendulumNoVelPrevActionReward-v1": (
+        [0, 1], "action+reward", "Pendulum-v1 seeing cos θ, sin θ, its own previous action and reward"),
     "velora/PendulumVelOnlyPrevAction-v1": (
         [2], "action", "Pendulum-v1 seeing θ̇ and its own previous action"),
     "velora/PendulumVelOnlyPrevActionReward-v1": (
