@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The learning benchmarks of the agents issue, one name each:
-#   bash scripts/learning_benchmarks.sh pendulum_sac | pendulum_novel | pendulum_novel_prev | pendulum_velonly |
-#        pendulum_ddpg | cartpole_sac_discrete | all
+#   bash scripts/learning_benchmarks.sh pendulum_sac | pendulum_novel | pendulum_novel_prev |
+#        pendulum_novel_prev_reward | pendulum_velonly | pendulum_ddpg | cartpole_sac_discrete | all
 # Results: printed, and JSON under docs/results/. Run by hand (minutes to an hour each on a CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,10 @@ pendulum_novel_prev() {
   run --agent sac --env velora/PendulumNoVelPrevAction-v1 --steps 30000 --replay sequence --eval-every 10000 \
     --out docs/results/sac_pendulum_novel_prev.json
 }
+pendulum_novel_prev_reward() {
+  run --agent sac --env velora/PendulumNoVelPrevActionReward-v1 --steps 30000 --replay sequence \
+    --eval-every 10000 --out docs/results/sac_pendulum_novel_prev_reward.json
+}
 pendulum_velonly() {
   run --agent sac --env velora/PendulumVelOnlyPrevActionReward-v1 --steps 40000 --replay sequence \
     --eval-every 10000 --out docs/results/sac_pendulum_velonly.json
@@ -27,5 +31,8 @@ pendulum_ddpg() { run --agent ddpg --env Pendulum-v1 --steps 20000 --eval-every 
 cartpole_sac_discrete() {
   run --agent sac_discrete --env CartPole-v1 --steps 50000 --eval-every 10000 --out docs/results/sacd_cartpole.json
 }
-all() { pendulum_sac; pendulum_ddpg; cartpole_sac_discrete; pendulum_novel; pendulum_novel_prev; pendulum_velonly; }
-"${1:?name a benchmark: pendulum_sac, pendulum_novel, pendulum_novel_prev, pendulum_velonly, pendulum_ddpg, cartpole_sac_discrete, all}"
+all() {
+  pendulum_sac; pendulum_ddpg; cartpole_sac_discrete; pendulum_novel; pendulum_novel_prev
+  pendulum_novel_prev_reward; pendulum_velonly
+}
+"${1:?name a benchmark: pendulum_sac, pendulum_novel, pendulum_novel_prev, pendulum_novel_prev_reward, pendulum_velonly, pendulum_ddpg, cartpole_sac_discrete, all}"

@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _common, next to
 import _common as common
 
 DEFAULTS = {"n_neurons": 16, "critic_neurons": 64, "batch_size": 256, "seq_len": 16}
+SPARSITY = 0.5  # in both modes
 SEQUENCE_BATCH = 16  # velora's default in sequence mode: 16 windows x 16 steps = 256 transitions
 
 
@@ -76,8 +77,11 @@ def build_and_fill(point: dict[str, Any], args: argparse.Namespace) -> tuple[Any
     from velora.agents import LiquidSAC
 
     s = point["settings"]
+    # sparsity pinned so that both modes vary from the same circuits (sequence mode's own
+    # defaults are a denser 32-neuron actor)
     agent = LiquidSAC(args.env, n_neurons=s["n_neurons"], critic_neurons=s["critic_neurons"],
-                      batch_size=s["batch_size"], seq_len=s["seq_len"], burn_in=args.burn_in,
+                      sparsity_level=SPARSITY, batch_size=s["batch_size"], seq_len=s["seq_len"],
+                      burn_in=args.burn_in,
                       replay=point["replay"], learning_starts=FILL_STEPS,
                       buffer_size=args.buffer_size, seed=0)
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -209,7 +213,8 @@ def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], meta: dict[st
         f"{machine['loadavg_1m']} at the start and {meta['loadavg_end']} at the end (other jobs "
         f"shared the CPUs).",
         "",
-        f"`LiquidSAC` on `{args.env}`, defaults n_neurons {DEFAULTS['n_neurons']}, critic_neurons "
+        f"`LiquidSAC` on `{args.env}`, base settings n_neurons {DEFAULTS['n_neurons']}, "
+        f"sparsity_level {SPARSITY} (both modes), critic_neurons "
         f"{DEFAULTS['critic_neurons']}, batch {DEFAULTS['batch_size']} (sequence mode: "
         f"{SEQUENCE_BATCH} windows), seq_len "
         f"{DEFAULTS['seq_len']}, burn_in {args.burn_in}; one factor changes per row. Buffer filled "
