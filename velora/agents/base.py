@@ -47,7 +47,7 @@ ReplayMode = Literal["stored_state", "sequence"]
 # None. Sequence mode is for partial observability; its defaults are the recipe that learns
 # velora's partially observable Pendulum benchmarks (docs/benchmarks.md): a bigger and denser
 # actor circuit, two updates per env step and a shorter horizon.
-REPLAY_MODE_DEFAULTS: dict[str, tuple[float, float]] = {
+REPLAY_MODE_DEFAULTS: dict[str, tuple[int | float, int | float]] = {
     "n_neurons": (16, 32),
     "sparsity_level": (0.5, 0.2),
     "gradient_steps": (1, 2),
