@@ -30,6 +30,13 @@ __all__ = [
 EnvLike = gym.Env | VectorEnv | str
 
 
+def _flat_box(space: gym.Space, wrapper: str) -> gym.spaces.Box:
+    """``space`` if it is a 1-D Box, else the ValueError every observation wrapper raises."""
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ValueError(f"{wrapper} needs a 1-D Box observation space, got {space}")
+    return space
+
+
 class MaskObservation(gym.ObservationWrapper):
     """Keep only some entries of a 1-D Box observation, to make an environment partially
     observable (e.g. Pendulum without its angular velocity).
@@ -41,9 +48,7 @@ class MaskObservation(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env, keep: Sequence[int]) -> None:
         super().__init__(env)
-        space = env.observation_space
-        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-            raise ValueError(f"MaskObservation needs a 1-D Box observation space, got {space}")
+        space = _flat_box(env.observation_space, "MaskObservation")
         keep = [int(i) for i in keep]
         if not keep or any(i < 0 or i >= space.shape[0] for i in keep):
             raise ValueError(f"keep must be non-empty indices in [0, {space.shape[0]}), got {keep}")
@@ -65,9 +70,8 @@ class AppendPreviousAction(gym.Wrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        obs_space, act_space = env.observation_space, env.action_space
-        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-            raise ValueError(f"AppendPreviousAction needs a 1-D Box observation space, got {obs_space}")
+        obs_space = _flat_box(env.observation_space, "AppendPreviousAction")
+        act_space = env.action_space
         if isinstance(act_space, gym.spaces.Box):
             low, high = act_space.low.reshape(-1), act_space.high.reshape(-1)
         elif isinstance(act_space, gym.spaces.Discrete):
@@ -107,9 +111,7 @@ class AppendPreviousReward(gym.Wrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        space = env.observation_space
-        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-            raise ValueError(f"AppendPreviousReward needs a 1-D Box observation space, got {space}")
+        space = _flat_box(env.observation_space, "AppendPreviousReward")
         self.observation_space = gym.spaces.Box(  # rewards are unbounded in general
             np.append(space.low, -np.inf).astype(np.float32),
             np.append(space.high, np.inf).astype(np.float32), dtype=np.float32)
@@ -124,7 +126,7 @@ class AppendPreviousReward(gym.Wrapper):
                 truncated, info)
 
 
-def _pendulum_masked(keep: Sequence[int], previous: str) -> Callable[..., gym.Env]:
+def _pendulum_masked(keep: Sequence[int], previous: tuple[str, ...]) -> Callable[..., gym.Env]:
     def make(**kwargs: object) -> gym.Env:
         env: gym.Env = MaskObservation(gym.make("Pendulum-v1", **kwargs), keep)
         if "action" in previous:
@@ -138,16 +140,16 @@ def _pendulum_masked(keep: Sequence[int], previous: str) -> Callable[..., gym.En
 # Pendulum's observation is [cos θ, sin θ, θ̇].
 # Entry: (kept indices, what of the previous step is appended, doc).
 PARTIAL_OBSERVABILITY_ENVS = {
-    "velora/PendulumNoVel-v1": ([0, 1], "", "Pendulum-v1 seeing only cos θ and sin θ"),
-    "velora/PendulumVelOnly-v1": ([2], "", "Pendulum-v1 seeing only the angular velocity θ̇"),
+    "velora/PendulumNoVel-v1": ([0, 1], (), "Pendulum-v1 seeing only cos θ and sin θ"),
+    "velora/PendulumVelOnly-v1": ([2], (), "Pendulum-v1 seeing only the angular velocity θ̇"),
     "velora/PendulumNoVelPrevAction-v1": (
-        [0, 1], "action", "Pendulum-v1 seeing cos θ, sin θ and its own previous action"),
+        [0, 1], ("action",), "Pendulum-v1 seeing cos θ, sin θ and its own previous action"),
     "velora/PendulumNoVelPrevActionReward-v1": (
-        [0, 1], "action+reward", "Pendulum-v1 seeing cos θ, sin θ, its own previous action and reward"),
+        [0, 1], ("action", "reward"), "Pendulum-v1 seeing cos θ, sin θ, its own previous action and reward"),
     "velora/PendulumVelOnlyPrevAction-v1": (
-        [2], "action", "Pendulum-v1 seeing θ̇ and its own previous action"),
+        [2], ("action",), "Pendulum-v1 seeing θ̇ and its own previous action"),
     "velora/PendulumVelOnlyPrevActionReward-v1": (
-        [2], "action+reward", "Pendulum-v1 seeing θ̇, its own previous action and reward"),
+        [2], ("action", "reward"), "Pendulum-v1 seeing θ̇, its own previous action and reward"),
 }
 for _env_id, (_keep, _previous, _doc) in PARTIAL_OBSERVABILITY_ENVS.items():
     if _env_id not in gym.registry:
