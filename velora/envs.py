@@ -14,17 +14,22 @@ from typing import Literal
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv, VectorWrapper
+from gymnasium.vector.utils import batch_space
 
 __all__ = [
+    "HISTORY_ITEMS",
+    "AppendHistory",
     "AppendPreviousAction",
     "AppendPreviousReward",
     "MaskObservation",
     "check_action_space",
+    "check_history",
     "check_observation_space",
     "make_env",
     "make_vector_env",
     "resets_itself",
+    "with_history",
 ]
 
 EnvLike = gym.Env | VectorEnv | str
@@ -124,6 +129,130 @@ class AppendPreviousReward(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         return (np.append(obs, np.float32(reward)).astype(np.float32), reward, terminated,
                 truncated, info)
+
+
+# What of the previous step an agent can read beside the observation, in the order appended.
+HISTORY_ITEMS = ("action", "reward")
+
+
+def check_history(history: str | Sequence[str]) -> tuple[str, ...]:
+    """``history`` as a tuple in :data:`HISTORY_ITEMS` order: a sequence of items or a
+    comma-separated string (``"action,reward"``; ``""`` or ``"none"`` for nothing)."""
+    if isinstance(history, str):
+        text = history.strip().lower()
+        items = [] if text in ("", "none") else [item.strip() for item in text.split(",")]
+    elif isinstance(history, Sequence) and all(isinstance(item, str) for item in history):
+        items = list(history)
+    else:
+        raise ValueError(f"history must be a sequence of {HISTORY_ITEMS} or a comma-separated "
+                         f"string, got {history!r}")
+    unknown = [item for item in items if item not in HISTORY_ITEMS]
+    if unknown or len(set(items)) != len(items):
+        raise ValueError(f"history must name each of {HISTORY_ITEMS} at most once, got {history!r}")
+    return tuple(item for item in HISTORY_ITEMS if item in items)
+
+
+def with_history(env: gym.Env, history: str | Sequence[str]) -> gym.Env:
+    """``env`` whose observation is followed by the previous action and/or reward (zeros after a
+    reset): :class:`AppendPreviousAction` then :class:`AppendPreviousReward`. A Box observation
+    with more than one dimension is flattened first. The single-env twin of
+    :class:`AppendHistory`; ``env`` itself when ``history`` is empty."""
+    items = check_history(history)
+    if not items:
+        return env
+    if isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) != 1:
+        env = gym.wrappers.FlattenObservation(env)
+    if "action" in items:
+        env = AppendPreviousAction(env)
+    if "reward" in items:
+        env = AppendPreviousReward(env)
+    return env
+
+
+class AppendHistory(VectorWrapper):
+    """Append each sub-env's previous action and/or reward (zeros after a reset) to its
+    observation — the vector twin of :func:`with_history`, with the same numbers.
+
+    Works in every autoreset mode: in ``SAME_STEP`` the reset observation of a finished env gets
+    zeros while its true last observation in ``info["final_obs"]`` gets the last action and
+    reward; in ``NEXT_STEP`` the step that only resets an env gets zeros; ``reset`` with a
+    ``reset_mask`` zeros the masked envs.
+
+    Args:
+        env: a vector env with a Box observation space (flattened if not 1-D) and Box or
+            Discrete actions (Discrete ones are appended one-hot).
+        history: what to append, see :func:`check_history`.
+    """
+
+    def __init__(self, env: VectorEnv, history: str | Sequence[str]) -> None:
+        super().__init__(env)
+        self.history = check_history(history)
+        obs_space, act_space = env.single_observation_space, env.single_action_space
+        if not isinstance(obs_space, gym.spaces.Box):
+            raise ValueError(f"AppendHistory needs a Box observation space, got {obs_space}")
+        low, high = [obs_space.low.reshape(-1)], [obs_space.high.reshape(-1)]
+        self._discrete_actions: int | None = None
+        if "action" in self.history:
+            if isinstance(act_space, gym.spaces.Box):
+                low.append(act_space.low.reshape(-1))
+                high.append(act_space.high.reshape(-1))
+            elif isinstance(act_space, gym.spaces.Discrete):
+                self._discrete_actions = int(act_space.n)
+                low.append(np.zeros(act_space.n))
+                high.append(np.ones(act_space.n))
+            else:
+                raise ValueError(f"AppendHistory needs Box or Discrete actions, got {act_space}")
+        if "reward" in self.history:
+            low.append(np.array([-np.inf]))
+            high.append(np.array([np.inf]))
+        self.single_observation_space = gym.spaces.Box(
+            np.concatenate(low).astype(np.float32), np.concatenate(high).astype(np.float32),
+            dtype=np.float32)
+        self.observation_space = batch_space(self.single_observation_space, env.num_envs)
+        n_extra = self.single_observation_space.shape[0] - obs_space.low.size
+        self._history = np.zeros((env.num_envs, n_extra), np.float32)  # what the next obs gets
+        self._resets_next_step = np.zeros(env.num_envs, dtype=bool)  # NEXT_STEP bookkeeping
+
+    def _join(self, obs: np.ndarray, history: np.ndarray) -> np.ndarray:
+        flat = np.asarray(obs, dtype=np.float32).reshape(len(history), -1)
+        return np.concatenate([flat, history], axis=1)
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None
+              ) -> tuple[np.ndarray, dict]:
+        mask = None if options is None else options.get("reset_mask")  # read first: the
+        mask = slice(None) if mask is None else np.asarray(mask, dtype=bool)  # env pops it
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._history[mask] = 0.0
+        self._resets_next_step[mask] = False
+        return self._join(obs, self._history), info
+
+    def step(self, actions: np.ndarray) -> tuple:
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        n = self.num_envs
+        parts = []
+        if "action" in self.history:
+            if self._discrete_actions is not None:
+                parts.append(np.eye(self._discrete_actions, dtype=np.float32)[
+                    np.asarray(actions, dtype=np.int64).reshape(n)])
+            else:
+                parts.append(np.asarray(actions, dtype=np.float32).reshape(n, -1))
+        if "reward" in self.history:
+            parts.append(np.asarray(rewards, dtype=np.float32).reshape(n, 1))
+        last = np.concatenate(parts, axis=1)
+        done = np.logical_or(terminated, truncated)
+        mode = self.env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        self._history[:] = last
+        if mode == AutoresetMode.NEXT_STEP:
+            self._history[self._resets_next_step] = 0.0  # this step only reset those envs
+            self._resets_next_step = done.copy()
+        if mode == AutoresetMode.SAME_STEP and np.any(done):
+            info = dict(info)
+            final = np.array(info["final_obs"], dtype=object, copy=True)
+            for i in np.flatnonzero(info["_final_obs"]):
+                final[i] = self._join(final[i], last[i : i + 1])[0]
+            info["final_obs"] = final
+            self._history[done] = 0.0  # obs[done] is already the first of a new episode
+        return self._join(obs, self._history), rewards, terminated, truncated, info
 
 
 def _pendulum_masked(keep: Sequence[int], previous: tuple[str, ...]) -> Callable[..., gym.Env]:
@@ -288,7 +417,14 @@ def capture_env_state(env: VectorEnv) -> dict | None:
     """The state of a ``SyncVectorEnv`` whose sub-envs keep their state in plain Python
     attributes (numbers, arrays, numpy RNGs) — true of Gymnasium's classic-control and toy-text
     envs and of their standard wrappers — as JSON-able data, or ``None`` when it cannot be
-    captured (``AsyncVectorEnv``, or envs with physics engines or other opaque state)."""
+    captured (``AsyncVectorEnv``, or envs with physics engines or other opaque state).
+    An :class:`AppendHistory` wrapper's remembered actions and rewards are captured with it."""
+    if isinstance(env, AppendHistory):
+        inner = capture_env_state(env.env)
+        if inner is None:
+            return None
+        return {**inner, "history": {"values": _encode(env._history),
+                                     "resets_next_step": _encode(env._resets_next_step)}}
     if not isinstance(env, SyncVectorEnv):
         return None
     subs = []
@@ -311,6 +447,17 @@ def capture_env_state(env: VectorEnv) -> dict | None:
 
 def restore_env_state(env: VectorEnv, state: dict) -> None:
     """Put back what :func:`capture_env_state` captured; ``ValueError`` if the env differs."""
+    if isinstance(env, AppendHistory) != ("history" in state):
+        raise ValueError("the saved env state was captured with"
+                         f"{'out' if 'history' not in state else ''} history inputs "
+                         f"(AppendHistory), this env is{'' if isinstance(env, AppendHistory) else ' not'}"
+                         f" wrapped in one")
+    if isinstance(env, AppendHistory):
+        inner = {k: v for k, v in state.items() if k != "history"}
+        restore_env_state(env.env, inner)
+        env._history = _decode(None, state["history"]["values"])
+        env._resets_next_step = _decode(None, state["history"]["resets_next_step"])
+        return
     if not isinstance(env, SyncVectorEnv) or len(env.envs) != len(state["sub_envs"]):
         raise ValueError("the saved env state needs a SyncVectorEnv with "
                          f"{len(state['sub_envs'])} sub-envs")

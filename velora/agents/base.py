@@ -12,7 +12,7 @@ import inspect
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -29,14 +29,17 @@ from velora.buffers import ReplayBuffer
 from velora.callbacks import as_callbacks
 from velora.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from velora.envs import (
+    AppendHistory,
     EnvLike,
     capture_env_state,
     check_action_space,
+    check_history,
     check_observation_space,
     make_env,
     make_vector_env,
     resets_itself,
     restore_env_state,
+    with_history,
 )
 from velora.logger import RunLogger
 
@@ -45,9 +48,11 @@ TRANSITIONS_PER_UPDATE = 256  # the default batch, as in SB3: windows are counte
 ReplayMode = Literal["stored_state", "sequence"]
 # Defaults that depend on the replay mode, (stored_state, sequence), used where the argument is
 # None. Sequence mode is for partial observability; its defaults are the recipe that learns
-# velora's partially observable Pendulum benchmarks (docs/benchmarks.md): a bigger and denser
-# actor circuit, two updates per env step and a shorter horizon.
-REPLAY_MODE_DEFAULTS: dict[str, tuple[int | float, int | float]] = {
+# velora's partially observable Pendulum benchmarks (docs/benchmarks.md): the previous action
+# and reward as inputs beside the observation, a bigger and denser actor circuit, two updates
+# per env step and a shorter horizon.
+REPLAY_MODE_DEFAULTS: dict[str, tuple[int | float | str, int | float | str]] = {
+    "history": ("", "action,reward"),
     "n_neurons": (16, 32),
     "sparsity_level": (0.5, 0.2),
     "gradient_steps": (1, 2),
@@ -210,6 +215,7 @@ class OffPolicyAgent:
         replay: ReplayMode,
         seq_len: int,
         burn_in: int,
+        history: str | Sequence[str] | None,
         buffer_size: int,
         batch_size: int | None,
         learning_starts: int,
@@ -226,6 +232,7 @@ class OffPolicyAgent:
         if replay not in ("stored_state", "sequence"):
             raise ValueError(f"replay must be 'stored_state' or 'sequence', got {replay!r}")
         self.replay = replay
+        self.history = check_history(replay_mode_default("history", history, replay))
         n_neurons = replay_mode_default("n_neurons", n_neurons, replay)
         sparsity_level = replay_mode_default("sparsity_level", sparsity_level, replay)
         gradient_steps = replay_mode_default("gradient_steps", gradient_steps, replay)
@@ -266,9 +273,13 @@ class OffPolicyAgent:
             probe = make_env(env)
             single_obs, single_act = probe.observation_space, probe.action_space
             probe.close()
-        self.observation_space = check_observation_space(single_obs)
+        self.env_observation_space = check_observation_space(single_obs)
         self.action_space = check_action_space(single_act, self.action_kind, type(self).__name__)
         self.env = make_vector_env(env, num_envs, vectorization)
+        if self.history:
+            self.env = AppendHistory(self.env, self.history)
+        # What the networks read: the env's observation, followed by the history inputs.
+        self.observation_space: gym.spaces.Box = self.env.single_observation_space
         self.num_envs = self.env.num_envs
         if self.replay == "sequence" and \
                 self.seq_len + self.burn_in > self.buffer_size // self.num_envs:
@@ -315,6 +326,8 @@ class OffPolicyAgent:
         # the value in use, so a checkpoint rebuilds the same agent even if defaults change.
         self._config = {name: getattr(self, name) if value is None and name in _RESOLVED_ARGUMENTS
                         else value for name, value in arguments.items()}
+        if "history" in self._config:  # one canonical, JSON- and hparams-friendly spelling
+            self._config["history"] = ",".join(self.history)
 
     # ------------------------------------------------------------------ algorithm interface
     hidden_sizes: dict[str, int]
@@ -409,7 +422,10 @@ class OffPolicyAgent:
         """Actions for one observation or a batch, SB3-style.
 
         Args:
-            observation: ``obs_shape`` (one) or ``(n, *obs_shape)`` (a batch).
+            observation: ``obs_shape`` (one) or ``(n, *obs_shape)`` (a batch), where
+                ``obs_shape`` is ``agent.observation_space.shape``: with history inputs, the
+                env's observation followed by the previous action and/or reward — what an env
+                wrapped by :meth:`wrap_env` returns.
             state: the actor's hidden state from the previous call, ``(n, hidden)``;
                 ``None`` starts from zeros. ``hidden=`` is the same argument by another name.
             episode_start: ``(n,)`` booleans; the state is zeroed where True.
@@ -497,7 +513,8 @@ class OffPolicyAgent:
         """Mean and standard deviation of the return over ``n_episodes`` full episodes, with a
         fresh hidden state per episode and (by default) deterministic actions.
 
-        ``env=None`` makes a new copy of the training env from its id.
+        ``env=None`` makes a new copy of the training env from its id; an env without the
+        agent's history inputs gets them (:meth:`wrap_env`).
         """
         n_episodes = positive_int("n_episodes", n_episodes)
         own = env is None or isinstance(env, str)
@@ -507,6 +524,7 @@ class OffPolicyAgent:
             env = self.env_id
         if isinstance(env, str):
             env = make_env(env)
+        env = self.wrap_env(env)
         returns = []
         try:
             for episode in range(n_episodes):
@@ -522,6 +540,20 @@ class OffPolicyAgent:
             if own:
                 env.close()
         return float(np.mean(returns)), float(np.std(returns))
+
+    def wrap_env(self, env: gym.Env) -> gym.Env:
+        """``env`` with the agent's history inputs appended to its observation
+        (:func:`velora.envs.with_history`), so that :meth:`predict` can read it, e.g. in SB3's
+        ``evaluate_policy``. An env that already has them, or any env when the agent has none,
+        is returned as is."""
+        if env.observation_space.shape == self.observation_space.shape:
+            return env
+        if env.observation_space.shape != self.env_observation_space.shape:
+            raise ValueError(f"env has observations of shape {env.observation_space.shape}, but "
+                             f"this agent reads {self.env_observation_space.shape} (or "
+                             f"{self.observation_space.shape} with its history inputs "
+                             f"{self.history})")
+        return with_history(env, self.history)
 
     # ------------------------------------------------------------------ replay
     def make_buffer(self) -> ReplayBuffer:

@@ -13,6 +13,7 @@ Read top to bottom:
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -83,6 +84,7 @@ class LiquidDDPG(OffPolicyAgent):
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
         burn_in: int = 8,
+        history: str | Sequence[str] | None = None,
         buffer_size: int = 1_000_000,
         batch_size: int | None = None,
         learning_starts: int = 1000,
@@ -107,7 +109,8 @@ class LiquidDDPG(OffPolicyAgent):
         super().__init__(
             env, n_neurons=n_neurons, critic_neurons=critic_neurons,
             sparsity_level=sparsity_level, replay=replay, seq_len=seq_len, burn_in=burn_in,
-            buffer_size=buffer_size, batch_size=batch_size, learning_starts=learning_starts,
+            history=history, buffer_size=buffer_size, batch_size=batch_size,
+            learning_starts=learning_starts,
             train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
             num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -87,11 +88,19 @@ class LiquidSAC(OffPolicyAgent):
             states stored with them: cheapest, and exact for the networks that acted;
             ``"sequence"`` — windows of ``seq_len`` steps after ``burn_in`` steps that refresh
             the stored state, with gradients through time; use it when the observation does not
-            reveal the state (partial observability). Four defaults differ in sequence
+            reveal the state (partial observability). Five defaults differ in sequence
             mode — the recipe that learns the partially observable Pendulum benchmarks: see
             ``velora.agents.base.REPLAY_MODE_DEFAULTS``.
         seq_len: training steps per window (sequence mode).
         burn_in: steps before each window that only refresh the state (sequence mode).
+        history: what of the previous step the networks read beside the observation:
+            ``"action"``, ``"reward"``, both (``"action,reward"`` or a sequence) or none
+            (``""``); ``None``: none, or ``"action,reward"`` in sequence mode. Recurrent
+            agents for partially observable tasks read both (Ni et al., 2022): the reward
+            often reveals what the observation hides. The env's observation is followed by
+            the previous env action (Discrete: one-hot) and reward, zeros after a reset;
+            ``agent.observation_space`` is what the networks read and :meth:`wrap_env` gives
+            any env the same observation.
         buffer_size: transitions kept, over all envs.
         batch_size: transitions per update (``"stored_state"``), or windows per update
             (``"sequence"``); ``None``: 256 transitions' worth — 256, or ``256 // seq_len``
@@ -123,6 +132,7 @@ class LiquidSAC(OffPolicyAgent):
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
         burn_in: int = 8,
+        history: str | Sequence[str] | None = None,
         buffer_size: int = 1_000_000,
         batch_size: int | None = None,
         learning_starts: int = 1000,
@@ -149,7 +159,8 @@ class LiquidSAC(OffPolicyAgent):
         super().__init__(
             env, n_neurons=n_neurons, critic_neurons=critic_neurons,
             sparsity_level=sparsity_level, replay=replay, seq_len=seq_len, burn_in=burn_in,
-            buffer_size=buffer_size, batch_size=batch_size, learning_starts=learning_starts,
+            history=history, buffer_size=buffer_size, batch_size=batch_size,
+            learning_starts=learning_starts,
             train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
             num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
         )
