@@ -194,6 +194,18 @@ def test_sample_is_uniform_over_time_and_env():
     assert all(800 < c < 1200 for c in counts.values())
 
 
+def test_sample_arrays_is_the_same_draw_as_sample_as_numpy():
+    a, b = make_buffer(capacity=12, num_envs=2, seed=5), make_buffer(capacity=12, num_envs=2, seed=5)
+    fill(a, 7)
+    fill(b, 7)
+    tensors, arrays = a.sample(16), b.sample_arrays(16)
+    for field in ("observations", "actions", "rewards", "next_observations", "terminated",
+                  "truncated", "episode_starts"):
+        np.testing.assert_array_equal(getattr(tensors, field).numpy(), arrays[field])
+    for name, h in tensors.hiddens.items():
+        np.testing.assert_array_equal(h.numpy(), arrays["hiddens"][name])
+
+
 # ---------------------------------------------------------------------------- windows
 def test_windows_cross_episode_boundaries_with_resets():
     # Episodes end at steps 2 (terminated), 4 (truncated) and 8 (terminated).

@@ -25,7 +25,8 @@ from torch.optim import optimizer as torch_optimizer
 
 __all__ = ["LeanAdam", "adam"]
 
-_GroupLists = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]
+_GroupLists = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor],
+                    list[torch.Tensor]]
 
 
 class LeanAdam(torch.optim.Adam):
@@ -44,7 +45,7 @@ class LeanAdam(torch.optim.Adam):
         self._lean: list[_GroupLists] | None = None
 
     def _lean_lists(self) -> list[_GroupLists] | None:
-        """Per group: (params, exp_avgs, exp_avg_sqs, steps), or None if a group cannot
+        """Per group: (params, exp_avgs, exp_avg_sqs, steps, ones), or None if a group cannot
         take the lean path."""
         lists = []
         for group in self.param_groups:
@@ -59,8 +60,12 @@ class LeanAdam(torch.optim.Adam):
             kinds = {(p.device, p.dtype) for p in params}
             if len(kinds) > 1:
                 return None
+            steps = [s["step"] for s in states]
+            # One 1 per step tensor, same dtype and device: _foreach_add_ with a tensor list
+            # skips the per-tensor scalar wrapping its Scalar overload falls back to on a CPU.
+            ones = [torch.ones_like(t) for t in steps]
             lists.append((params, [s["exp_avg"] for s in states],
-                          [s["exp_avg_sq"] for s in states], [s["step"] for s in states]))
+                          [s["exp_avg_sq"] for s in states], steps, ones))
         return lists
 
     def _has_step_hooks(self) -> bool:
@@ -87,12 +92,12 @@ class LeanAdam(torch.optim.Adam):
             if any(g is None for g in grads):
                 return _profiled_adam_step(self, None)
             grads_per_group.append(grads)
-        for group, (params, exp_avgs, exp_avg_sqs, steps), grads in zip(
+        for group, (params, exp_avgs, exp_avg_sqs, steps, ones), grads in zip(
                 self.param_groups, self._lean, grads_per_group, strict=True):
             if not params:
                 continue
             beta1, beta2 = group["betas"]
-            torch._foreach_add_(steps, 1)
+            torch._foreach_add_(steps, ones)
             torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False,
                                lr=group["lr"], beta1=beta1, beta2=beta2,
                                weight_decay=group["weight_decay"], eps=group["eps"],

@@ -183,6 +183,9 @@ class VeloraSystem:
             kw["noise_std"] = cfg["noise_std"]  # the same exploration noise as the TD3 peer
         self.env_id = cfg["env"]
         self.agent = cls(self.env_id, **kw)
+        # what predict reads: the env's observation, plus the history inputs where the replay
+        # mode reads them (sequence mode's default)
+        self.observation_space = self.agent.observation_space
         self.state = None
 
     def train(self, steps: int) -> None:
@@ -260,7 +263,8 @@ def worker(spec: dict[str, Any], cfg: dict[str, Any], seed: int, conn: Any) -> N
                     import gymnasium as gym
                     import numpy as np
 
-                    space = gym.make(cfg["env"]).observation_space
+                    space = getattr(system, "observation_space", None) \
+                        or gym.make(cfg["env"]).observation_space
                     space.seed(seed)
                     latency_obs = np.asarray(space.sample(), dtype=space.dtype)
                     wall, cpu = action_latency_us(system, latency_obs, warmup=True)

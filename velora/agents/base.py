@@ -101,6 +101,8 @@ class Window:
 
     def slice(self, start: int, stop: int | None = None) -> Window:
         """Steps ``start:stop`` of every window (``hiddens`` is left as it is)."""
+        if start == 0 and stop is None:
+            return self  # the whole window (a dataclass of views would be the same data)
         parts = {f.name: getattr(self, f.name)[:, start:stop]
                  for f in fields(self) if f.name not in ("hiddens", "all_valid")}
         return replace(self, **parts)
@@ -571,11 +573,21 @@ class OffPolicyAgent:
             b = self.buffer.sample_sequences(self.batch_size, self.seq_len, self.burn_in)
             return Window(b.observations, b.actions, b.rewards, b.next_observations,
                           b.terminated, b.resets, b.valid, dict(b.hiddens))
-        t = self.buffer.sample(self.batch_size)
-        one = lambda x: x.unsqueeze(1)  # noqa: E731 - (batch, ...) -> (batch, 1, ...)
-        return Window(one(t.observations), one(t.actions), one(t.rewards),
-                      one(t.next_observations), one(t.terminated), one(t.episode_starts),
-                      torch.ones_like(one(t.terminated)), dict(t.hiddens), all_valid=True)
+        # One-step windows straight from the sampled arrays: (batch, ...) -> (batch, 1, ...)
+        # as numpy views, cheaper than a torch unsqueeze per field.
+        a = self.buffer.sample_arrays(self.batch_size)
+        device = self.buffer.device
+
+        def tensor(x: np.ndarray) -> torch.Tensor:
+            t = torch.from_numpy(x)
+            return t if device.type == "cpu" else t.to(device)
+
+        one = lambda x: tensor(x[:, None])  # noqa: E731
+        terminated = one(a["terminated"])
+        return Window(one(a["observations"]), one(a["actions"]), one(a["rewards"]),
+                      one(a["next_observations"]), terminated, one(a["episode_starts"]),
+                      torch.ones_like(terminated), {k: tensor(h) for k, h in a["hiddens"].items()},
+                      all_valid=True)
 
     @property
     def burn_in_steps(self) -> int:

@@ -491,7 +491,10 @@ class ReplayBuffer:
 
     # ------------------------------------------------------------------ sampling
     def _tensor(self, arr: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(arr).to(self._device)
+        t = torch.from_numpy(arr)
+        # .to() to the same device returns t itself, after a dispatch that costs more than
+        # from_numpy on this per-update path.
+        return t if self._device.type == "cpu" else t.to(self._device)
 
     @staticmethod
     def _take(arr: np.ndarray, flat: np.ndarray) -> np.ndarray:
@@ -507,21 +510,38 @@ class ReplayBuffer:
         Returns:
             :class:`Transitions` with tensors of leading shape ``(batch_size,)``.
         """
+        arrays = self.sample_arrays(batch_size)
+        tensor = self._tensor
+        return Transitions(
+            observations=tensor(arrays["observations"]),
+            actions=tensor(arrays["actions"]),
+            rewards=tensor(arrays["rewards"]),
+            next_observations=tensor(arrays["next_observations"]),
+            terminated=tensor(arrays["terminated"]),
+            truncated=tensor(arrays["truncated"]),
+            episode_starts=tensor(arrays["episode_starts"]),
+            hiddens={k: tensor(h) for k, h in arrays["hiddens"].items()},
+        )
+
+    def sample_arrays(self, batch_size: int) -> dict[str, Any]:
+        """:meth:`sample` as numpy arrays (the same draw): a dict with the
+        :class:`Transitions` field names as keys, ``"hiddens"`` a dict of arrays. The arrays
+        are fresh copies, for callers that reshape them before making tensors."""
         batch_size = positive_int("batch_size", batch_size)
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer (size=0); add steps first")
         flat = self._rng.integers(0, self.size, size=batch_size)
         take = self._take
-        return Transitions(
-            observations=self._tensor(take(self._obs, flat)),
-            actions=self._tensor(take(self._action, flat)),
-            rewards=self._tensor(take(self._reward, flat)),
-            next_observations=self._tensor(take(self._next_obs, flat)),
-            terminated=self._tensor(take(self._terminated, flat)),
-            truncated=self._tensor(take(self._truncated, flat)),
-            episode_starts=self._tensor(take(self._episode_start, flat)),
-            hiddens={k: self._tensor(take(h, flat)) for k, h in self._hidden.items()},
-        )
+        return {
+            "observations": take(self._obs, flat),
+            "actions": take(self._action, flat),
+            "rewards": take(self._reward, flat),
+            "next_observations": take(self._next_obs, flat),
+            "terminated": take(self._terminated, flat),
+            "truncated": take(self._truncated, flat),
+            "episode_starts": take(self._episode_start, flat),
+            "hiddens": {k: take(h, flat) for k, h in self._hidden.items()},
+        }
 
     def sample_sequences(self, batch_size: int, seq_len: int, burn_in: int = 0) -> SequenceBatch:
         """Draw ``batch_size`` windows of ``L = burn_in + seq_len`` consecutive steps.

@@ -56,7 +56,8 @@ class _MaskGradient:
     def __call__(self, param: torch.Tensor) -> None:
         module = self.module()
         if module is not None and param.grad is not None:
-            param.grad.mul_(getattr(module, self.mask_name))
+            # _buffers directly: nn.Module.__getattr__ costs more than the lookup
+            param.grad.mul_(module._buffers[self.mask_name])
 
 
 def _reapply_masks(module: nn.Module, incompatible_keys: object) -> None:
