@@ -460,6 +460,42 @@ def test_the_sac_actor_loss_leaves_the_critics_gradients_to_the_critic_loss():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.actor.parameters())
 
 
+@pytest.mark.parametrize(("replay", "target_unrolls"), [("stored_state", 0), ("sequence", 1)])
+def test_sac_targets_read_the_online_critics_step_only_in_one_step_windows(replay, target_unrolls,
+                                                                          monkeypatch):
+    agent = LiquidSAC("Pendulum-v1", **SMALL, replay=replay, seq_len=4, burn_in=0, seed=0)
+    agent.learn(40, log_dir=False)
+    window = agent.sample_window()
+    states = agent.burn_in_states(window)
+    _, actor_h_seq = agent.actor.unroll(window.observations, states["actor"], window.resets)
+    calls = []
+    unroll = agent.critic_targets.unroll
+    monkeypatch.setattr(agent.critic_targets, "unroll",
+                        lambda *args, **kwargs: calls.append(1) or unroll(*args, **kwargs))
+    torch.manual_seed(1)
+    loss, h_seq, _ = agent.critic_loss(window, states, actor_h_seq.detach())
+    assert len(calls) == target_unrolls
+    if replay == "stored_state":  # the same loss as the targets' own step from the stored state
+        with torch.no_grad():
+            x = torch.cat([window.observations, window.actions], dim=-1)
+            next_obs = window.next_observations[:, 0]
+            next_action, log_prob = squashed_gaussian_of(agent, next_obs, actor_h_seq[:, 0])
+            target_q, _ = agent.critic_targets.step_members(
+                torch.cat([next_obs, next_action], dim=-1), h_seq[:, :, 0])
+            value = target_q.min(dim=0).values[:, 0] - agent.alpha * log_prob
+            target = window.rewards[:, 0] + agent.gamma * (~window.terminated[:, 0]) * value
+            q, _ = agent.critics.unroll(x, states["critics"], window.resets)
+            expected = (q[..., 0, 0] - target).pow(2).sum(dim=0).mean()
+        torch.testing.assert_close(loss, expected)
+
+
+def squashed_gaussian_of(agent, obs, h):
+    from velora.agents.sac import squashed_gaussian
+
+    torch.manual_seed(1)
+    return squashed_gaussian(agent.actor.step(obs, h)[0])
+
+
 @pytest.mark.parametrize("random", [False, True])
 def test_sacs_numpy_acting_twin_gives_the_torch_actions_and_states(random):
     agent = LiquidSAC("Pendulum-v1", **SMALL, seed=2)

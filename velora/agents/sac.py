@@ -250,17 +250,25 @@ class LiquidSAC(OffPolicyAgent):
 
         Target for step ``t``: ``r_t + gamma * (1 - terminated_t) * (min_k Q'_k(o'_t, a'_t) -
         alpha * log pi(a'_t))`` with ``a'_t ~ pi(. | o'_t)``. Each network evaluates the next
-        observation from the state it reached *after* step ``t`` of its own unroll.
+        observation from the state it reached *after* step ``t`` of its own unroll (in a
+        one-step window the target critics read the online critics' step).
         Returns the loss, the critics' state sequences ``(2, batch, time, hidden)`` (for the
         actor loss) and logs.
         """
         x = torch.cat([w.observations, w.actions], dim=-1)
         batch, time, members = w.batch_size, w.length, self.critics.n_members
+        q, h_seq = self.critics.unroll(x, states["critics"], w.resets)  # (2, batch, time, 1)
         with torch.no_grad():
             next_obs = merge_time(w.next_observations)
             next_out, _ = self.actor.step(next_obs, merge_time(actor_h_seq))
             next_action, next_log_prob = squashed_gaussian(next_out)
-            _, target_h_seq = self.critic_targets.unroll(x, states["targets"], w.resets)
+            if time == 1:
+                # A one-step window starts from the stored state, which the online critics
+                # wrote: the targets read the online critics' step from it rather than repeat
+                # that step with their own weights (a tenth of a stored-state update).
+                target_h_seq = h_seq.detach()
+            else:
+                _, target_h_seq = self.critic_targets.unroll(x, states["targets"], w.resets)
             target_q, _ = self.critic_targets.step_members(
                 torch.cat([next_obs, next_action], dim=-1),
                 target_h_seq.reshape(members, batch * time, -1))
@@ -269,7 +277,6 @@ class LiquidSAC(OffPolicyAgent):
             target = torch.addcmul(w.rewards, (~w.terminated).to(next_value.dtype), next_value,
                                    value=self.gamma)
 
-        q, h_seq = self.critics.unroll(x, states["critics"], w.resets)  # (2, batch, time, 1)
         q = q.squeeze(-1)
         loss = w.masked_mean((q - target).pow(2).sum(dim=0))  # sum of the two critics' MSEs
         return loss, h_seq, {"mean_q": w.masked_mean(q[0]).detach()}
