@@ -264,6 +264,20 @@ def test_target_entropy_takes_auto_or_a_number(tmp_path, monkeypatch):
         main(["train", "sac", SHORT_ENV, "--target-entropy", "lots"])
 
 
+def test_history_inputs_are_a_flag_and_evaluation_feeds_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    save = tmp_path / "history.safetensors"
+    assert train("--replay", "sequence", "--seq-len", "4", "--burn-in", "2", "--history",
+                 "reward", "--no-tensorboard", "--save", str(save), steps=30) == 0
+    agent = load(save)
+    assert agent.history == ("reward",) and agent.config["history"] == "reward"
+    assert agent.observation_space.shape == (3 + 1,)
+    assert main(["eval", str(save), "--episodes", "1"]) == 0  # the raw env gets the history
+    assert "1 episode" in capsys.readouterr().out
+    assert main(["train", "sac", SHORT_ENV, "--history", "state", "--quiet"]) == 2
+    assert "history" in capsys.readouterr().err
+
+
 def test_unknown_env_is_a_clean_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "sac", "NoSuchEnvAtAll-v0", "--quiet"]) == 2

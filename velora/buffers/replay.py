@@ -168,6 +168,8 @@ def _first_non_finite(field: str, arr: np.ndarray, num_envs: int) -> None:
 
 
 def _as_float32(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.float32:  # the common case, without errstate's context-manager cost
+        return arr
     with np.errstate(over="ignore", invalid="ignore"):
         return arr.astype(np.float32, copy=False)
 
