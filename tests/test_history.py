@@ -171,3 +171,11 @@ def test_a_checkpoint_keeps_the_history_inputs_and_resumes_them(tmp_path):
     unbroken = LiquidSAC("velora/PendulumNoVel-v1", replay="sequence", **SMALL, seed=0)
     unbroken.learn(35, log_dir=False)
     np.testing.assert_array_equal(stored(resumed, "obs"), stored(unbroken, "obs"))
+
+
+def test_sb3s_evaluate_policy_reads_the_history_through_wrap_env_if_installed():
+    evaluation = pytest.importorskip("stable_baselines3.common.evaluation")
+    agent = LiquidSAC("velora/PendulumNoVel-v1", replay="sequence", **SMALL, seed=0)
+    env = agent.wrap_env(gym.make("velora/PendulumNoVel-v1"))
+    mean, _ = evaluation.evaluate_policy(agent, env, n_eval_episodes=1, warn=False)
+    assert mean < 0
