@@ -330,7 +330,7 @@ def test_list_shows_agents_and_envs(capsys):
 
     for env_id in PARTIAL_OBSERVABILITY_ENVS:
         assert env_id in out
-    assert "MaskObservation" in out
+    assert "MaskObservation" in out and "AppendHistory" in out
 
 
 # --------------------------------------------------------------------------- python -m velora

@@ -632,7 +632,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     _say("")
     _say("Wrappers:")
     exported = [getattr(envs, name, None) for name in getattr(envs, "__all__", [])]
-    for wrapper in (w for w in exported if inspect.isclass(w) and issubclass(w, gym.Wrapper)):
+    wrapper_types = (gym.Wrapper, gym.vector.VectorWrapper)
+    for wrapper in (w for w in exported if inspect.isclass(w) and issubclass(w, wrapper_types)):
         _say(f"  velora.envs.{wrapper.__name__}  {first_paragraph(wrapper)}")
     return 0
 
