@@ -171,7 +171,7 @@ def with_history(env: gym.Env, history: str | Sequence[str]) -> gym.Env:
 
 class AppendHistory(VectorWrapper):
     """Append each sub-env's previous action and/or reward (zeros after a reset) to its
-    observation — the vector twin of :func:`with_history`, with the same numbers.
+    observation — the vector twin of ``with_history``, with the same numbers.
 
     Works in every autoreset mode: in ``SAME_STEP`` the reset observation of a finished env gets
     zeros while its true last observation in ``info["final_obs"]`` gets the last action and
