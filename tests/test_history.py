@@ -92,6 +92,11 @@ def test_an_unknown_history_item_is_refused_by_name(bad):
         check_history(bad)
 
 
+def test_the_vector_wrapper_refuses_an_empty_history():
+    with pytest.raises(ValueError, match="at least one"):
+        AppendHistory(SyncVectorEnv([short_pendulum]), "")
+
+
 # ----------------------------------------------------------------------------- the agents
 @pytest.mark.parametrize("cls", [LiquidSAC, LiquidDDPG])
 def test_sequence_mode_reads_the_previous_action_and_reward_by_default(cls):

@@ -187,6 +187,9 @@ class AppendHistory(VectorWrapper):
     def __init__(self, env: VectorEnv, history: str | Sequence[str]) -> None:
         super().__init__(env)
         self.history = check_history(history)
+        if not self.history:
+            raise ValueError(f"AppendHistory needs at least one of {HISTORY_ITEMS} in history, "
+                             f"got {history!r}")
         obs_space, act_space = env.single_observation_space, env.single_action_space
         if not isinstance(obs_space, gym.spaces.Box):
             raise ValueError(f"AppendHistory needs a Box observation space, got {obs_space}")
