@@ -65,6 +65,16 @@ class MaskObservation(gym.ObservationWrapper):
         return observation[self.keep]
 
 
+def _action_bounds(space: gym.Space, wrapper: str) -> tuple[np.ndarray, np.ndarray]:
+    """Flat ``(low, high)`` of an appended action: a Box's own bounds, or [0, 1] per entry of
+    a Discrete action's one-hot code; the ValueError every history wrapper raises otherwise."""
+    if isinstance(space, gym.spaces.Box):
+        return space.low.reshape(-1), space.high.reshape(-1)
+    if isinstance(space, gym.spaces.Discrete):
+        return np.zeros(space.n), np.ones(space.n)
+    raise ValueError(f"{wrapper} needs Box or Discrete actions, got {space}")
+
+
 class AppendPreviousAction(gym.Wrapper):
     """Append the previous action (zeros after a reset) to a 1-D Box observation.
 
@@ -76,13 +86,7 @@ class AppendPreviousAction(gym.Wrapper):
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         obs_space = _flat_box(env.observation_space, "AppendPreviousAction")
-        act_space = env.action_space
-        if isinstance(act_space, gym.spaces.Box):
-            low, high = act_space.low.reshape(-1), act_space.high.reshape(-1)
-        elif isinstance(act_space, gym.spaces.Discrete):
-            low, high = np.zeros(act_space.n), np.ones(act_space.n)
-        else:
-            raise ValueError(f"AppendPreviousAction needs Box or Discrete actions, got {act_space}")
+        low, high = _action_bounds(env.action_space, "AppendPreviousAction")
         self._n_action = len(low)
         self.observation_space = gym.spaces.Box(
             np.concatenate([obs_space.low, low]).astype(np.float32),
@@ -196,15 +200,11 @@ class AppendHistory(VectorWrapper):
         low, high = [obs_space.low.reshape(-1)], [obs_space.high.reshape(-1)]
         self._discrete_actions: int | None = None
         if "action" in self.history:
-            if isinstance(act_space, gym.spaces.Box):
-                low.append(act_space.low.reshape(-1))
-                high.append(act_space.high.reshape(-1))
-            elif isinstance(act_space, gym.spaces.Discrete):
+            action_low, action_high = _action_bounds(act_space, "AppendHistory")
+            low.append(action_low)
+            high.append(action_high)
+            if isinstance(act_space, gym.spaces.Discrete):
                 self._discrete_actions = int(act_space.n)
-                low.append(np.zeros(act_space.n))
-                high.append(np.ones(act_space.n))
-            else:
-                raise ValueError(f"AppendHistory needs Box or Discrete actions, got {act_space}")
         if "reward" in self.history:
             low.append(np.array([-np.inf]))
             high.append(np.array([np.inf]))
@@ -260,12 +260,7 @@ class AppendHistory(VectorWrapper):
 
 def _pendulum_masked(keep: Sequence[int], previous: tuple[str, ...]) -> Callable[..., gym.Env]:
     def make(**kwargs: object) -> gym.Env:
-        env: gym.Env = MaskObservation(gym.make("Pendulum-v1", **kwargs), keep)
-        if "action" in previous:
-            env = AppendPreviousAction(env)
-        if "reward" in previous:
-            env = AppendPreviousReward(env)
-        return env
+        return with_history(MaskObservation(gym.make("Pendulum-v1", **kwargs), keep), previous)
     return make
 
 
@@ -450,12 +445,12 @@ def capture_env_state(env: VectorEnv) -> dict | None:
 
 def restore_env_state(env: VectorEnv, state: dict) -> None:
     """Put back what :func:`capture_env_state` captured; ``ValueError`` if the env differs."""
-    if isinstance(env, AppendHistory) != ("history" in state):
-        raise ValueError("the saved env state was captured with"
-                         f"{'out' if 'history' not in state else ''} history inputs "
-                         f"(AppendHistory), this env is{'' if isinstance(env, AppendHistory) else ' not'}"
-                         f" wrapped in one")
-    if isinstance(env, AppendHistory):
+    wrapped, saved_wrapped = isinstance(env, AppendHistory), "history" in state
+    if wrapped != saved_wrapped:
+        raise ValueError(f"the saved env state was captured {'with' if saved_wrapped else 'without'}"
+                         f" history inputs (AppendHistory), but this env is "
+                         f"{'' if wrapped else 'not '}wrapped in one")
+    if wrapped:
         inner = {k: v for k, v in state.items() if k != "history"}
         restore_env_state(env.env, inner)
         env._history = _decode(None, state["history"]["values"])

@@ -576,12 +576,7 @@ class OffPolicyAgent:
         # One-step windows straight from the sampled arrays: (batch, ...) -> (batch, 1, ...)
         # as numpy views, cheaper than a torch unsqueeze per field.
         a = self.buffer.sample_arrays(self.batch_size)
-        device = self.buffer.device
-
-        def tensor(x: np.ndarray) -> torch.Tensor:
-            t = torch.from_numpy(x)
-            return t if device.type == "cpu" else t.to(device)
-
+        tensor = self.buffer.as_tensor
         one = lambda x: tensor(x[:, None])  # noqa: E731
         terminated = one(a["terminated"])
         return Window(one(a["observations"]), one(a["actions"]), one(a["rewards"]),

@@ -492,7 +492,9 @@ class ReplayBuffer:
         return out
 
     # ------------------------------------------------------------------ sampling
-    def _tensor(self, arr: np.ndarray) -> torch.Tensor:
+    def as_tensor(self, arr: np.ndarray) -> torch.Tensor:
+        """A numpy array (e.g. from :meth:`sample_arrays`) as a tensor on the buffer's device;
+        zero-copy on a CPU."""
         t = torch.from_numpy(arr)
         # .to() to the same device returns t itself, after a dispatch that costs more than
         # from_numpy on this per-update path.
@@ -513,7 +515,7 @@ class ReplayBuffer:
             :class:`Transitions` with tensors of leading shape ``(batch_size,)``.
         """
         arrays = self.sample_arrays(batch_size)
-        tensor = self._tensor
+        tensor = self.as_tensor
         return Transitions(
             observations=tensor(arrays["observations"]),
             actions=tensor(arrays["actions"]),
@@ -601,7 +603,7 @@ class ReplayBuffer:
             out = self._take(arr, flat).reshape(batch_size, length, *arr.shape[2:])
             if has_pad:
                 out[pad] = fill
-            return self._tensor(out)
+            return self.as_tensor(out)
 
         first = flat.reshape(batch_size, length)[:, 0]
         return SequenceBatch(
@@ -612,8 +614,8 @@ class ReplayBuffer:
             terminated=gather(self._terminated, True),
             truncated=gather(self._truncated, False),
             resets=gather(self._episode_start, False),
-            valid=self._tensor(valid),
-            hiddens={k: self._tensor(self._take(h, first)) for k, h in self._hidden.items()},
+            valid=self.as_tensor(valid),
+            hiddens={k: self.as_tensor(self._take(h, first)) for k, h in self._hidden.items()},
             burn_in=burn_in,
             seq_len=seq_len,
         )
