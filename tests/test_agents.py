@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -120,6 +122,29 @@ def test_hidden_state_is_stored_before_each_step_and_reset_when_an_episode_ends(
         h = stored(agent, f"hidden_{head}")[:, 0]
         assert np.all(h[starts] == 0), f"{head}: an episode must start from a zero state"
         assert np.all(np.abs(h[~starts]).sum(axis=1) > 0), f"{head}: memory within an episode"
+
+
+def test_one_step_windows_start_from_the_stored_state_without_resets():
+    agent = LiquidSAC(CountingEnv(length=4), **{**SMALL, "batch_size": 64, "learning_starts": 10**6})
+    agent.learn(40)
+    torch.manual_seed(0)
+    window = agent.sample_window()
+    assert window.resets is None and window.length == 1
+    # the same draw again, with the episode starts as explicit resets: the stored state at an
+    # episode start is zero, so zeroing it changes nothing
+    agent.buffer._rng = np.random.default_rng(0)
+    starts = torch.as_tensor(agent.buffer.sample_arrays(64)["episode_starts"])[:, None]
+    agent.buffer._rng = np.random.default_rng(0)
+    window = agent.sample_window()
+    assert starts.any()
+    explicit = dataclasses.replace(window, resets=starts)
+    losses = []
+    for w in (window, explicit):
+        states = agent.burn_in_states(w)
+        _, actor_h_seq = agent.actor.unroll(w.observations, states["actor"], w.resets)
+        torch.manual_seed(1)
+        losses.append(agent.critic_loss(w, states, actor_h_seq.detach())[0])
+    assert torch.equal(losses[0], losses[1])
 
 
 def test_the_true_final_observation_is_stored_and_no_reset_step_is():

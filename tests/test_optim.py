@@ -149,3 +149,61 @@ def test_zero_grad_clears_every_gradient(set_to_none):
     opt.zero_grad(set_to_none=set_to_none)
     for p in net.parameters():
         assert p.grad is None if set_to_none else torch.count_nonzero(p.grad) == 0
+
+
+# --------------------------------------------------------------- sparse (masked) weights
+def sparse_net(seed: int = 0) -> torch.nn.Module:
+    from velora.models import LiquidNCPNetwork
+
+    return LiquidNCPNetwork(3, 12, 2, sparsity_level=0.5, seed=seed)
+
+
+def masked_pairs(net: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(getattr(m, w), getattr(m, mk)) for m in net.modules()
+            for w, mk in getattr(m, "masked_weights_by_name", ())]
+
+
+def sparse_train(net: torch.nn.Module, opt: torch.optim.Optimizer, steps: int,
+                 closure: bool = False) -> None:
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        x = torch.randn(16, 3, generator=gen)
+
+        def loss(x: torch.Tensor = x) -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            value = net.step(x)[0].pow(2).mean()
+            value.backward()
+            return value
+
+        opt.step(loss) if closure else (loss(), opt.step())
+
+
+@pytest.mark.parametrize("closure", [False, True], ids=["step", "closure"])
+def test_adam_masks_sparse_gradients_itself_and_matches_the_hooks_exactly(closure):
+    lean_net, ref_net = sparse_net(), sparse_net()
+    lean = adam(lean_net.parameters(), lr=1e-2)
+    ref = torch.optim.Adam(ref_net.parameters(), lr=1e-2, fused=True)  # the hooks mask
+    sparse_train(lean_net, lean, 6, closure)
+    sparse_train(ref_net, ref, 6, closure)
+    for (weight, mask), (ref_weight, _) in zip(masked_pairs(lean_net), masked_pairs(ref_net),
+                                               strict=True):
+        assert torch.all(weight[mask == 0] == 0) and torch.all(weight.grad[mask == 0] == 0)
+        assert torch.equal(weight, ref_weight)
+        assert (mask == 0).any()
+
+
+def test_the_mask_hooks_stand_down_for_adam_and_resume_when_it_is_gone():
+    import gc
+
+    net = sparse_net()
+    opt = adam(net.parameters(), lr=1e-2)
+    net.step(torch.randn(8, 3))[0].pow(2).mean().backward()
+    # adam masks at its step: before it, a backward pass leaves the gradient as autograd gave it
+    assert any(torch.any(w.grad[m == 0] != 0) for w, m in masked_pairs(net))
+    opt.step()
+    assert all(torch.all(w.grad[m == 0] == 0) for w, m in masked_pairs(net))
+    del opt
+    gc.collect()
+    net.zero_grad(set_to_none=True)
+    net.step(torch.randn(8, 3))[0].pow(2).mean().backward()
+    assert all(torch.all(w.grad[m == 0] == 0) for w, m in masked_pairs(net))

@@ -79,6 +79,9 @@ class Window:
     recurrent head's state *before* the window's first step; ``resets[b, t]`` is True where an
     episode starts at step ``t`` (the state is zeroed before it); ``valid`` is False for
     padding, which every loss must ignore.
+
+    ``resets`` is ``None`` when no state needs zeroing: a one-step window starts from the
+    stored states, and the training loop stores a zero state at every episode start.
     """
 
     observations: torch.Tensor
@@ -86,7 +89,7 @@ class Window:
     rewards: torch.Tensor
     next_observations: torch.Tensor
     terminated: torch.Tensor
-    resets: torch.Tensor
+    resets: torch.Tensor | None
     valid: torch.Tensor
     hiddens: Hidden
     all_valid: bool = False  # True when no step is padding (one-step batches): a plain mean
@@ -103,8 +106,8 @@ class Window:
         """Steps ``start:stop`` of every window (``hiddens`` is left as it is)."""
         if start == 0 and stop is None:
             return self  # the whole window (a dataclass of views would be the same data)
-        parts = {f.name: getattr(self, f.name)[:, start:stop]
-                 for f in fields(self) if f.name not in ("hiddens", "all_valid")}
+        parts = {f.name: getattr(self, f.name)[:, start:stop] for f in fields(self)
+                 if f.name not in ("hiddens", "all_valid") and getattr(self, f.name) is not None}
         return replace(self, **parts)
 
     def masked_mean(self, values: torch.Tensor) -> torch.Tensor:
@@ -120,18 +123,21 @@ def merge_time(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
 
 
-def states_before_each_step(h0: torch.Tensor, h_seq: torch.Tensor, resets: torch.Tensor
-                            ) -> torch.Tensor:
+def states_before_each_step(h0: torch.Tensor, h_seq: torch.Tensor,
+                            resets: torch.Tensor | None) -> torch.Tensor:
     """The state each step *started* from: ``h0`` then ``h_seq`` shifted by one step, zeroed
     at resets.
 
     ``h0`` ``(..., batch, hidden)``, ``h_seq`` ``(..., batch, time, hidden)`` (state after each
-    step; leading dims such as ensemble members are kept), ``resets`` ``(batch, time)``.
+    step; leading dims such as ensemble members are kept), ``resets`` ``(batch, time)`` or
+    ``None`` (nothing zeroed).
     """
     if h_seq.shape[-2] == 1:
         before = h0.unsqueeze(-2)
     else:
         before = torch.cat([h0.unsqueeze(-2), h_seq[..., :-1, :]], dim=-2)
+    if resets is None:
+        return before
     return before * (~resets).unsqueeze(-1).to(before.dtype)
 
 
@@ -574,13 +580,14 @@ class OffPolicyAgent:
             return Window(b.observations, b.actions, b.rewards, b.next_observations,
                           b.terminated, b.resets, b.valid, dict(b.hiddens))
         # One-step windows straight from the sampled arrays: (batch, ...) -> (batch, 1, ...)
-        # as numpy views, cheaper than a torch unsqueeze per field.
+        # as numpy views, cheaper than a torch unsqueeze per field. No resets: each window
+        # starts from its stored state, which is zero where an episode starts.
         a = self.buffer.sample_arrays(self.batch_size)
         tensor = self.buffer.as_tensor
         one = lambda x: tensor(x[:, None])  # noqa: E731
         terminated = one(a["terminated"])
         return Window(one(a["observations"]), one(a["actions"]), one(a["rewards"]),
-                      one(a["next_observations"]), terminated, one(a["episode_starts"]),
+                      one(a["next_observations"]), terminated, None,
                       torch.ones_like(terminated), {k: tensor(h) for k, h in a["hiddens"].items()},
                       all_valid=True)
 

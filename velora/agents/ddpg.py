@@ -198,8 +198,8 @@ class LiquidDDPG(OffPolicyAgent):
             _, critic_h_seq = self.critic_target.unroll(x, h["critic_target"], w.resets)
             next_q = self.critic_target.step(torch.cat([next_obs, next_action], dim=-1),
                                              merge_time(critic_h_seq))[0]
-            target_q = w.rewards + self.gamma * (~w.terminated).float() \
-                * next_q.view(w.batch_size, w.length)
+            next_q = next_q.view(w.batch_size, w.length).masked_fill_(w.terminated, 0.0)
+            target_q = w.rewards + next_q.mul_(self.gamma)  # nothing follows a terminal state
         q, h_seq = self.critic.unroll(x, h["critic"], w.resets)
         q = q.squeeze(-1)
         return w.masked_mean((q - target_q).pow(2)), h_seq, {"mean_q": w.masked_mean(q).detach()}

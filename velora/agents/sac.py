@@ -274,8 +274,8 @@ class LiquidSAC(OffPolicyAgent):
                 target_h_seq.reshape(members, batch * time, -1))
             next_value = target_q.min(dim=0).values.view(batch, time) \
                 - self.alpha * next_log_prob.view(batch, time)
-            target = torch.addcmul(w.rewards, (~w.terminated).to(next_value.dtype), next_value,
-                                   value=self.gamma)
+            next_value.masked_fill_(w.terminated, 0.0)  # nothing follows a terminal state
+            target = torch.add(w.rewards, next_value, alpha=self.gamma)
 
         q = q.squeeze(-1)
         loss = w.masked_mean((q - target).pow(2).sum(dim=0))  # sum of the two critics' MSEs

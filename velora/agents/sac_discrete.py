@@ -171,7 +171,8 @@ class LiquidSACDiscrete(OffPolicyAgent):
                 next_obs, target_h_seq.reshape(members, batch * time, -1))
             next_value = (next_log_pi.exp() * (target_q.min(dim=0).values
                                                - self.alpha * next_log_pi)).sum(dim=-1)
-            target = w.rewards + self.gamma * (~w.terminated).float() * next_value.view(batch, time)
+            next_value = next_value.view(batch, time).masked_fill_(w.terminated, 0.0)
+            target = w.rewards + next_value.mul_(self.gamma)  # nothing follows a terminal state
 
         q_all, _ = self.critics.unroll(w.observations, states["critics"], w.resets)
         taken = w.actions.long()[None, ..., None].expand(members, -1, -1, -1)
