@@ -23,8 +23,6 @@ from typing import Any
 import torch
 from torch.optim import optimizer as torch_optimizer
 
-from velora.models.lnn.sparse import defer_gradient_masks, mask_gradients_
-
 __all__ = ["LeanAdam", "adam"]
 
 _GroupLists = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor],
@@ -45,8 +43,6 @@ class LeanAdam(torch.optim.Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          fused=True)
         self._lean: list[_GroupLists] | None = None
-        self._masked = defer_gradient_masks(
-            (p for group in self.param_groups for p in group["params"]), self)
 
     def _lean_lists(self) -> list[_GroupLists] | None:
         """Per group: (params, exp_avgs, exp_avg_sqs, steps, ones), or None if a group cannot
@@ -78,10 +74,6 @@ class LeanAdam(torch.optim.Adam):
                     or torch_optimizer._global_optimizer_post_hooks)
 
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        if closure is None:
-            mask_gradients_(self._masked)
-        else:  # the closure's backward pass runs inside the step: mask right after it
-            closure = _masking(closure, self._masked)
         if self._lean is None or closure is not None or self._has_step_hooks():
             loss = _profiled_adam_step(self, closure)
             self._lean = self._lean_lists() if hasattr(torch, "_fused_adam_") else None
@@ -128,16 +120,6 @@ class LeanAdam(torch.optim.Adam):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         self._lean = None
-        if hasattr(self, "_masked"):  # groups added after construction
-            self._masked += defer_gradient_masks(self.param_groups[-1]["params"], self)
-
-
-def _masking(closure: Callable[[], float], masked: list[Any]) -> Callable[[], float]:
-    def masked_closure() -> float:
-        loss = closure()
-        mask_gradients_(masked)
-        return loss
-    return masked_closure
 
 
 def _unprofiled_adam_step(optimizer: torch.optim.Adam, closure: Callable[[], float] | None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Iterable
 from typing import ClassVar
 
 import torch
@@ -47,57 +46,18 @@ class _MaskGradient:
     """Post-accumulate-grad hook: zero a weight's gradient where the wiring has no synapse.
 
     Holds its module weakly (no reference cycle) and reads the mask buffer at call time, so it
-    follows the buffer through ``.to()``. Stands down while an optimiser that masks the
-    gradient itself is alive (see :func:`defer_gradient_masks`).
+    follows the buffer through ``.to()``.
     """
 
     def __init__(self, module: nn.Module, mask_name: str) -> None:
         self.module = weakref.ref(module)
         self.mask_name = mask_name
-        self.deferred_to: weakref.ref | None = None
-
-    def mask(self) -> torch.Tensor | None:
-        """The mask buffer (``None`` once the module is gone)."""
-        module = self.module()
-        # _buffers directly: nn.Module.__getattr__ costs more than the lookup
-        return None if module is None else module._buffers[self.mask_name]
 
     def __call__(self, param: torch.Tensor) -> None:
-        if self.deferred_to is not None and self.deferred_to() is not None:
-            return  # the optimiser masks this gradient in its step
-        mask = self.mask()
-        if mask is not None and param.grad is not None:
-            param.grad.mul_(mask)
-
-
-def defer_gradient_masks(params: Iterable[torch.Tensor], optimizer: object
-                         ) -> list[tuple[torch.Tensor, _MaskGradient]]:
-    """Hand the gradient masking of these parameters to ``optimizer``.
-
-    An optimiser that calls :func:`mask_gradients_` on the returned pairs at the start of
-    every step masks all of them in one batched call, where the hooks would make one Python
-    call per weight per backward pass. The hooks stand down while ``optimizer`` is alive and
-    resume when it is garbage-collected. Parameters without a mask hook are left out.
-    """
-    pairs = []
-    for param in params:
-        for hook in (getattr(param, "_post_accumulate_grad_hooks", None) or {}).values():
-            if isinstance(hook, _MaskGradient):
-                hook.deferred_to = weakref.ref(optimizer)
-                pairs.append((param, hook))
-    return pairs
-
-
-def mask_gradients_(pairs: list[tuple[torch.Tensor, _MaskGradient]]) -> None:
-    """Zero the gradients of :func:`defer_gradient_masks` pairs off the wiring, in place."""
-    grads, masks = [], []
-    for param, hook in pairs:
-        mask = hook.mask()
-        if param.grad is not None and mask is not None:
-            grads.append(param.grad)
-            masks.append(mask)
-    if grads:
-        torch._foreach_mul_(grads, masks)
+        module = self.module()
+        if module is not None and param.grad is not None:
+            # _buffers directly: nn.Module.__getattr__ costs more than the lookup
+            param.grad.mul_(module._buffers[self.mask_name])
 
 
 def _reapply_masks(module: nn.Module, incompatible_keys: object) -> None:
@@ -113,11 +73,8 @@ class MaskedWeights(nn.Module):
     ``weight * mask`` (which is a large share of a small network's cost on a CPU). With a zero
     gradient a zero weight stays zero under SGD, Adam or AdamW (weight decay of zero is zero)
     and under Polyak averaging. ``load_state_dict`` re-applies the masks; after editing
-    weights by hand, call :meth:`apply_masks_`. :func:`velora.optim.adam` masks the gradients
-    of the parameters it optimises itself, in one batched call per step (the hooks stand down
-    while it lives); another optimiser stepping the same parameters meanwhile would see
-    unmasked gradients from a backward pass, so give each weight one optimiser. Gradients
-    taken with ``torch.autograd.grad`` (not accumulated into ``.grad``) are not masked.
+    weights by hand, call :meth:`apply_masks_`. Gradients taken with ``torch.autograd.grad``
+    (not accumulated into ``.grad``) are not masked.
 
     Subclasses list ``(weight name, mask buffer name)`` pairs in ``masked_weights_by_name``
     and call :meth:`_track_masks` at the end of ``__init__``.
