@@ -120,8 +120,9 @@ class NCPLiquidCell(MaskedWeights):
             recurrent_weight = self.recurrent_weight
         n = self.n_hidden
         pre = torch.addmm(x_proj, h, recurrent_weight.t())
-        # One split (not slices): its backward is a single concatenation.
-        ff, time_a, time_b = pre.split([2 * n, n, n], dim=-1)
+        # One split (not slices): its backward is a single concatenation. split_with_sizes,
+        # not split: Tensor.split is a Python wrapper around it.
+        ff, time_a, time_b = pre.split_with_sizes([2 * n, n, n], dim=-1)
         ff1, ff2 = torch.tanh(ff).chunk(2, dim=-1)  # both feed-forward heads in one call
         gate = torch.sigmoid(time_b - time_a) if isinstance(ts, float) and ts == 1.0 \
             else torch.sigmoid(time_b - time_a * ts)

@@ -133,8 +133,9 @@ class LiquidNCPEnsemble(MaskedWeights):
         """``(n_members, 4 * hidden, rows)``, ``(n_members, hidden, rows)`` -> the new state."""
         n = self.hidden_size
         pre = torch.baddbmm(x_proj, w_rec, h)
-        # One split (not slices): its backward is a single concatenation.
-        ff, time_a, time_b = pre.split([2 * n, n, n], dim=1)
+        # One split (not slices): its backward is a single concatenation. split_with_sizes,
+        # not split: Tensor.split is a Python wrapper around it.
+        ff, time_a, time_b = pre.split_with_sizes([2 * n, n, n], dim=1)
         ff1, ff2 = torch.tanh(ff).chunk(2, dim=1)
         return torch.lerp(ff2, ff1, torch.sigmoid(time_b - time_a))
 
