@@ -428,20 +428,30 @@ def test_partially_observable_pendulums_show_only_what_their_id_says(env_id, kep
     assert reward == full_reward and env.observation_space.contains(obs)
 
 
-@pytest.mark.parametrize("cls", [LiquidSAC, LiquidDDPG])
-def test_sequence_mode_has_the_partial_observability_defaults_and_explicit_values_win(cls):
+def critic_circuit_size(agent) -> int:
+    critic = agent.critics if hasattr(agent, "critics") else agent.critic
+    return critic.n_neurons
+
+
+# SAC's stored-state critics are smaller (48 neurons); DDPG keeps 64 in both modes.
+@pytest.mark.parametrize(("cls", "stored_critic"), [(LiquidSAC, 48), (LiquidDDPG, 64)])
+def test_sequence_mode_has_the_partial_observability_defaults_and_explicit_values_win(
+        cls, stored_critic):
     stored = cls("Pendulum-v1", seed=0)
-    assert (stored.n_neurons, stored.sparsity_level, stored.gradient_steps, stored.gamma) \
-        == (16, 0.5, 1, 0.99)
+    assert (stored.n_neurons, stored.critic_neurons, stored.sparsity_level,
+            stored.gradient_steps, stored.gamma) == (16, stored_critic, 0.5, 1, 0.99)
+    assert critic_circuit_size(stored) == stored_critic
+    assert stored.config["critic_neurons"] == stored_critic
     sequence = cls("Pendulum-v1", replay="sequence", seed=0)
-    assert (sequence.n_neurons, sequence.sparsity_level, sequence.gradient_steps, sequence.gamma) \
-        == (32, 0.2, 2, 0.98)
-    assert sequence.actor.n_neurons == 32
+    assert (sequence.n_neurons, sequence.critic_neurons, sequence.sparsity_level,
+            sequence.gradient_steps, sequence.gamma) == (32, 64, 0.2, 2, 0.98)
+    assert sequence.actor.n_neurons == 32 and critic_circuit_size(sequence) == 64
     assert sequence.actor.wiring.sparsity_level == 0.2
-    chosen = cls("Pendulum-v1", replay="sequence", n_neurons=16, sparsity_level=0.5,
-                 gradient_steps=1, gamma=0.99, seed=0)
-    assert (chosen.n_neurons, chosen.sparsity_level, chosen.gradient_steps, chosen.gamma) \
-        == (16, 0.5, 1, 0.99)
+    chosen = cls("Pendulum-v1", replay="sequence", n_neurons=16, critic_neurons=48,
+                 sparsity_level=0.5, gradient_steps=1, gamma=0.99, seed=0)
+    assert (chosen.n_neurons, chosen.critic_neurons, chosen.sparsity_level,
+            chosen.gradient_steps, chosen.gamma) == (16, 48, 0.5, 1, 0.99)
+    assert critic_circuit_size(chosen) == 48
     with pytest.raises(ValueError, match="gamma"):
         cls("Pendulum-v1", replay="sequence", gamma=1.5)
 

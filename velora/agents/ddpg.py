@@ -120,7 +120,7 @@ class LiquidDDPG(OffPolicyAgent):
         self.actor = LiquidNCPNetwork(self.obs_dim, self.n_neurons, self.act_dim,
                                       sparsity_level=self.sparsity_level, seed=seed,
                                       device=self.device)
-        self.critic = LiquidNCPNetwork(self.obs_dim + self.act_dim, critic_neurons, 1,
+        self.critic = LiquidNCPNetwork(self.obs_dim + self.act_dim, self.critic_neurons, 1,
                                        sparsity_level=self.sparsity_level,
                                        seed=None if seed is None else seed + 1, device=self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)

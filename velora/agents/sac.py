@@ -81,14 +81,14 @@ class LiquidSAC(OffPolicyAgent):
             ``gymnasium.vector.VectorEnv`` in any autoreset mode.
         n_neurons: actor circuit size (inter + command neurons); ``None``: 16, or 32 in
             sequence mode.
-        critic_neurons: each critic's circuit size.
+        critic_neurons: each critic's circuit size; ``None``: 48, or 64 in sequence mode.
         sparsity_level: fraction of possible synapses left out of every circuit; ``None``:
             0.5, or 0.2 in sequence mode.
         replay: ``"stored_state"`` (default) — one-step updates from single transitions and the
             states stored with them: cheapest, and exact for the networks that acted;
             ``"sequence"`` — windows of ``seq_len`` steps after ``burn_in`` steps that refresh
             the stored state, with gradients through time; use it when the observation does not
-            reveal the state (partial observability). Five defaults differ in sequence
+            reveal the state (partial observability). Six defaults differ in sequence
             mode — the recipe that learns the partially observable Pendulum benchmarks: see
             ``velora.agents.base.REPLAY_MODE_DEFAULTS``.
         seq_len: training steps per window (sequence mode).
@@ -127,7 +127,7 @@ class LiquidSAC(OffPolicyAgent):
         env: EnvLike,
         *,
         n_neurons: int | None = None,
-        critic_neurons: int = 64,
+        critic_neurons: int | None = None,
         sparsity_level: float | None = None,
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
@@ -174,7 +174,7 @@ class LiquidSAC(OffPolicyAgent):
                                       sparsity_level=self.sparsity_level, seed=seed_of(0),
                                       device=self.device)
         # The twin critics are one batched module: member k is a LiquidNCPNetwork with seed+1+k.
-        self.critics = LiquidNCPEnsemble(self.obs_dim + self.act_dim, critic_neurons, 1,
+        self.critics = LiquidNCPEnsemble(self.obs_dim + self.act_dim, self.critic_neurons, 1,
                                          n_members=2, sparsity_level=self.sparsity_level,
                                          seed=seed_of(1), device=self.device)
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)

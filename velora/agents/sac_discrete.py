@@ -56,7 +56,7 @@ class LiquidSACDiscrete(OffPolicyAgent):
         env: EnvLike,
         *,
         n_neurons: int | None = None,
-        critic_neurons: int = 64,
+        critic_neurons: int | None = None,
         sparsity_level: float | None = None,
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
@@ -103,7 +103,7 @@ class LiquidSACDiscrete(OffPolicyAgent):
         self.actor = LiquidNCPNetwork(self.obs_dim, self.n_neurons, n_actions,
                                       sparsity_level=self.sparsity_level, seed=seed_of(0),
                                       device=self.device)
-        self.critics = LiquidNCPEnsemble(self.obs_dim, critic_neurons, n_actions, n_members=2,
+        self.critics = LiquidNCPEnsemble(self.obs_dim, self.critic_neurons, n_actions, n_members=2,
                                          sparsity_level=self.sparsity_level, seed=seed_of(1),
                                          device=self.device)
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
