@@ -1,10 +1,11 @@
 """How the cost of a ``LiquidSAC`` update, its acting latency and its memory grow with the circuit
 size, the batch size and the sequence length.
 
-One factor moves at a time around the defaults (actor ``n_neurons`` 16, ``critic_neurons`` 64,
-batch 256 — 16 windows in sequence mode — ``seq_len`` 16, ``burn_in`` 8):
+One factor moves at a time around one base for both modes (actor ``n_neurons`` 16,
+``critic_neurons`` 64 — the stored-state default is 48 — batch 256, 16 windows in sequence
+mode, ``seq_len`` 16, ``burn_in`` 8):
 
-* ``n_neurons`` (actor) 8, 16, 32, 64, 128 and ``critic_neurons`` 16, 32, 64, 128 — both modes;
+* ``n_neurons`` (actor) 8, 16, 32, 64, 128 and ``critic_neurons`` 16, 32, 48, 64, 128 — both modes;
 * batch size 64, 256, 1024 (stored_state) and 4, 16, 64 windows (sequence; default 16);
 * ``seq_len`` 4, 16, 32 — sequence mode.
 
@@ -257,7 +258,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--env", default="Pendulum-v1")
     p.add_argument("--neurons", type=int, nargs="+", default=[8, 16, 32, 64, 128])
-    p.add_argument("--critic-neurons", type=int, nargs="+", default=[16, 32, 64, 128])
+    p.add_argument("--critic-neurons", type=int, nargs="+", default=[16, 32, 48, 64, 128])
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024],
                    help="stored_state batches (transitions)")
     p.add_argument("--seq-batch-sizes", type=int, nargs="+", default=[4, 16, 64],
