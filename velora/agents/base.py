@@ -50,8 +50,9 @@ ReplayMode = Literal["stored_state", "sequence"]
 # None. Sequence mode is for partial observability; its defaults are the recipe that learns
 # velora's partially observable Pendulum benchmarks (docs/benchmarks.md): the previous action
 # and reward as inputs beside the observation, bigger circuits and a denser actor, two updates
-# per env step and a shorter horizon. Stored-state critics of 48 neurons learn the fully
-# observed benchmarks as well as 64 did, for 7 % less time per training step.
+# per env step and a shorter horizon. In stored-state mode, SAC's critics of 48 neurons learn
+# the fully observed benchmarks as well as 64 did, for 7 % less time per training step
+# (LiquidDDPG's single critic asks for 64 in both modes).
 REPLAY_MODE_DEFAULTS: dict[str, tuple[int | float | str, int | float | str]] = {
     "history": ("", "action,reward"),
     "n_neurons": (16, 32),
