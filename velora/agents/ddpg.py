@@ -62,7 +62,7 @@ class OrnsteinUhlenbeckNoise:
 class LiquidDDPG(OffPolicyAgent):
     """DDPG with a liquid NCP actor and critic, for Box actions.
 
-    Arguments as :class:`~velora.agents.LiquidSAC`, except or plus:
+    Arguments as :class:`~velora.agents.LiquidSAC`, with these differing or added:
         critic_neurons: the critic's circuit size, 64 in both replay modes (with 48 in
             stored-state mode one seed of three ended below -200 on Pendulum-v1 at 20k steps).
         noise: ``"gaussian"`` (independent ``N(0, noise_std)`` per step, default) or
