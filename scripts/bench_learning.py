@@ -1,86 +1,387 @@
-"""Learning benchmark: train one velora agent on one env for several seeds and report the
-deterministic evaluation return at checkpoints (median [min, max] over seeds) and SPS.
+"""Learning benchmarks under velora's evaluation protocol (``velora.evaluation``).
 
-Examples (the issue's benchmark table)::
+Every row trains velora's agent **and its peers in the same script**, over several seeds, and
+evaluates every trained policy deterministically on the same fixed episodes (reset seeds
+0..99) at each checkpoint of the curve. Results are written as they come, one JSON line per
+(system, seed, step) evaluation, to ``docs/results/<row>.jsonl`` (``<row>.threads-default.jsonl``
+for runs with torch's default thread count), so a run that is cut still counts for what it
+finished, and re-running the same command skips the (system, seed) runs already complete.
 
-    python scripts/bench_learning.py --agent sac --env Pendulum-v1 --steps 10000
-    python scripts/bench_learning.py --agent sac --env velora/PendulumNoVel-v1 --steps 30000 \
-        --replay sequence
-    python scripts/bench_learning.py --agent sac --env velora/PendulumVelOnly-v1 --steps 40000 \
-        --replay sequence
-    python scripts/bench_learning.py --agent ddpg --env Pendulum-v1 --steps 20000
-    python scripts/bench_learning.py --agent sac_discrete --env CartPole-v1 --steps 50000
+    python scripts/bench_learning.py run pendulum_sac --seeds 0 1 2 3 4 --jobs 2
+    python scripts/bench_learning.py run pendulum_sac --systems velora --threads 0   # torch default
+    python scripts/bench_learning.py report pendulum_sac --plot docs/img/pendulum_sac.png
+    python scripts/bench_learning.py list
 
-Results are printed and written as JSON (``--out``). Run by hand; not part of the tests.
+``report`` prints, per system and checkpoint: the mean over all seeds x episodes with a 95 %
+bootstrap interval over seeds, the interquartile mean of the per-seed means (``rliable``), the
+worst single episode and the share of episodes at or above the row's bar. It needs the
+``bench`` extra (``pip install -e ".[bench]"``: SB3, sb3-contrib, rliable). Run by hand.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
+import subprocess
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import torch
-
-from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete
-
-AGENTS = {"sac": LiquidSAC, "ddpg": LiquidDDPG, "sac_discrete": LiquidSACDiscrete}
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS = REPO_ROOT / "docs" / "results"
 
 
-def run_seed(args: argparse.Namespace, seed: int, extra: dict) -> dict:
-    agent = AGENTS[args.agent](args.env, seed=seed, replay=args.replay, **extra)
-    curve, sps = [], []
-    start = time.perf_counter()
-    while agent.num_timesteps < args.steps:
-        agent.learn(min(args.eval_every, args.steps - agent.num_timesteps), log_dir=False,
-                    progress_bar=False)
-        sps.append(agent.last_sps)
-        mean, std = agent.evaluate(n_episodes=args.eval_episodes, seed=10_000 + seed)
-        curve.append({"step": agent.num_timesteps, "mean": mean, "std": std})
-        print(f"seed {seed} step {agent.num_timesteps}: eval {mean:.1f} ± {std:.1f}, "
-              f"SPS {agent.last_sps:.0f}", flush=True)
-    agent.env.close()
-    return {"seed": seed, "curve": curve, "wall_s": time.perf_counter() - start,
-            "sps_median": statistics.median(sps[1:] or sps)}
+@dataclass(frozen=True)
+class System:
+    """One trainable system of a row: ``kind`` names the builder, ``kwargs`` its arguments."""
+
+    kind: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    env: str | None = None  # another env id than the row's (e.g. a peer without history)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--agent", choices=sorted(AGENTS), default="sac")
-    parser.add_argument("--env", default="Pendulum-v1")
-    parser.add_argument("--steps", type=int, default=10_000)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--replay", choices=["stored_state", "sequence"], default="stored_state")
-    parser.add_argument("--eval-every", type=int, default=2500)
-    parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="extra agent arguments, values parsed as JSON (e.g. seq_len=16)")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    extra = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
+# RL-Zoo's tuned RecurrentPPO settings for the velocity-free Pendulum (hyperparams/ppo_lstm.yml,
+# PendulumNoVel-v1), used for both partially observable Pendulum rows.
+RECURRENT_PPO_PENDULUM = {
+    "n_envs": 4, "n_steps": 1024, "gae_lambda": 0.95, "gamma": 0.9, "n_epochs": 10,
+    "ent_coef": 0.0, "learning_rate": 1e-3, "clip_range": 0.2, "use_sde": True,
+    "sde_sample_freq": 4,
+}
+# RL-Zoo's tuned DQN for CartPole-v1 (hyperparams/dqn.yml).
+DQN_CARTPOLE = {
+    "learning_rate": 2.3e-3, "batch_size": 64, "buffer_size": 100_000, "learning_starts": 1000,
+    "gamma": 0.99, "target_update_interval": 10, "train_freq": 256, "gradient_steps": 128,
+    "exploration_fraction": 0.16, "exploration_final_eps": 0.04,
+    "policy_kwargs": {"net_arch": [256, 256]},
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmark row: an env, a step budget, the bar an episode must reach, the systems."""
+
+    env: str
+    steps: int
+    eval_every: int
+    bar: float
+    systems: dict[str, System]
+    note: str = ""
+
+
+ROWS: dict[str, Row] = {
+    "pendulum_sac": Row(
+        "Pendulum-v1", 10_000, 2_500, -200.0,
+        {"velora": System("velora_sac"),
+         "sb3_sac": System("sb3_sac", {"learning_rate": 1e-3})},
+        "LiquidSAC stored state (defaults) vs SB3 SAC (lr 1e-3, other defaults)"),
+    "pendulum_novel": Row(
+        "velora/PendulumNoVel-v1", 30_000, 10_000, -200.0,
+        {"velora": System("velora_sac", {"replay": "sequence"}),
+         "sb3_sac": System("sb3_sac", {"learning_rate": 1e-3}),
+         "sb3_recurrent_ppo": System("sb3_recurrent_ppo", RECURRENT_PPO_PENDULUM)},
+        "cos θ, sin θ only: LiquidSAC sequence mode (defaults) vs memoryless SB3 SAC and "
+        "RecurrentPPO (RL-Zoo settings)"),
+    "pendulum_velonly": Row(
+        "velora/PendulumVelOnly-v1", 40_000, 10_000, -200.0,
+        {"velora": System("velora_sac", {"replay": "sequence"}),
+         "sb3_sac": System("sb3_sac", {"learning_rate": 1e-3}),
+         "sb3_recurrent_ppo": System("sb3_recurrent_ppo", RECURRENT_PPO_PENDULUM)},
+        "θ̇ only: LiquidSAC sequence mode (defaults) vs memoryless SB3 SAC and RecurrentPPO"),
+    "pendulum_ddpg": Row(
+        "Pendulum-v1", 20_000, 5_000, -200.0,
+        {"velora": System("velora_ddpg"),
+         "sb3_td3": System("sb3_td3", {"learning_rate": 1e-3, "action_noise_std": 0.1})},
+        "LiquidDDPG (defaults) vs SB3 TD3 (lr 1e-3, N(0, 0.1) action noise)"),
+    "cartpole_sac_discrete": Row(
+        "CartPole-v1", 50_000, 10_000, 475.0,
+        {"velora": System("velora_sac_discrete"),
+         "sb3_dqn": System("sb3_dqn", DQN_CARTPOLE)},
+        "LiquidSACDiscrete (defaults) vs SB3 DQN (RL-Zoo settings)"),
+}
+
+
+# ---------------------------------------------------------------------------- systems
+class VeloraSystem:
+    def __init__(self, kind: str, env_id: str, seed: int, kwargs: dict[str, Any]) -> None:
+        from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete
+
+        cls = {"velora_sac": LiquidSAC, "velora_ddpg": LiquidDDPG,
+               "velora_sac_discrete": LiquidSACDiscrete}[kind]
+        self.agent = cls(env_id, seed=seed, **kwargs)
+        self.sps = float("nan")
+
+    def train(self, steps: int) -> None:
+        self.agent.learn(steps, log_dir=False, progress_bar=False)
+        self.sps = self.agent.last_sps
+
+    def eval_env(self, env_id: str) -> Any:
+        from velora.envs import make_env
+
+        return self.agent.wrap_env(make_env(env_id))
+
+    @property
+    def policy(self) -> Any:
+        return self.agent
+
+    def params(self) -> int:
+        return sum(int(p.numel()) for name, net in self.agent.networks().items()
+                   if "target" not in name for p in net.parameters() if p.requires_grad)
+
+
+class SB3System:
+    """SB3 / sb3-contrib models, trained in chunks with ``reset_num_timesteps=False``."""
+
+    def __init__(self, kind: str, env_id: str, seed: int, kwargs: dict[str, Any]) -> None:
+        import gymnasium as gym
+        import numpy as np
+        import torch
+        from stable_baselines3.common.env_util import make_vec_env
+        from stable_baselines3.common.noise import NormalActionNoise
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        import velora.envs  # noqa: F401  (registers the velora/* env ids)
+
+        kwargs = dict(kwargs)
+        n_envs = kwargs.pop("n_envs", 1)
+        normalize = kwargs.pop("normalize", False)
+        noise_std = kwargs.pop("action_noise_std", None)
+        policy_kwargs = dict(kwargs.pop("policy_kwargs", {}))
+        if "activation_fn" in policy_kwargs:
+            policy_kwargs["activation_fn"] = getattr(torch.nn, policy_kwargs["activation_fn"])
+        env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+        self.vec_normalize: VecNormalize | None = None
+        if normalize:
+            env = self.vec_normalize = VecNormalize(env, gamma=kwargs.get("gamma", 0.99))
+        if noise_std is not None:
+            act_dim = gym.make(env_id).action_space.shape[0]
+            kwargs["action_noise"] = NormalActionNoise(np.zeros(act_dim),
+                                                       noise_std * np.ones(act_dim))
+        if kind == "sb3_recurrent_ppo":
+            from sb3_contrib import RecurrentPPO as cls
+            policy = "MlpLstmPolicy"
+        else:
+            import stable_baselines3 as sb3
+
+            cls = {"sb3_sac": sb3.SAC, "sb3_td3": sb3.TD3, "sb3_dqn": sb3.DQN}[kind]
+            policy = "MlpPolicy"
+        self.model = cls(policy, env, seed=seed, verbose=0, policy_kwargs=policy_kwargs or None,
+                         **kwargs)
+        self.sps = float("nan")
+
+    def train(self, steps: int) -> None:
+        start, before = time.perf_counter(), self.model.num_timesteps
+        self.model.learn(steps, reset_num_timesteps=False)
+        self.sps = (self.model.num_timesteps - before) / (time.perf_counter() - start)
+
+    def eval_env(self, env_id: str) -> Any:
+        import gymnasium as gym
+
+        return gym.make(env_id)
+
+    @property
+    def policy(self) -> Any:
+        if self.vec_normalize is None:
+            return self.model
+        return _NormalizedPolicy(self.model, self.vec_normalize)
+
+    def params(self) -> int:
+        return sum(int(p.numel()) for p in self.model.policy.parameters() if p.requires_grad)
+
+
+class _NormalizedPolicy:
+    """A model trained behind ``VecNormalize`` acts on normalised observations (frozen stats)."""
+
+    def __init__(self, model: Any, vec_normalize: Any) -> None:
+        self.model, self.vec_normalize = model, vec_normalize
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = False) -> tuple[Any, Any]:
+        obs = self.vec_normalize.normalize_obs(observation)
+        return self.model.predict(obs, state=state, episode_start=episode_start,
+                                  deterministic=deterministic)
+
+
+def build(system: System, env_id: str, seed: int) -> VeloraSystem | SB3System:
+    kind = system.kind
+    cls = VeloraSystem if kind.startswith("velora_") else SB3System
+    return cls(kind, env_id, seed, system.kwargs)
+
+
+# ---------------------------------------------------------------------------- running
+def results_path(row: str, threads: int) -> Path:
+    suffix = "" if threads == 1 else ".threads-default" if threads == 0 else f".threads-{threads}"
+    return RESULTS / f"{row}{suffix}.jsonl"
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    lines = []
+    for text in path.read_text().splitlines():
         try:
-            extra[key] = json.loads(value)
-        except json.JSONDecodeError:
-            extra[key] = value
+            lines.append(json.loads(text))
+        except json.JSONDecodeError:  # a line cut by a killed run
+            continue
+    return lines
 
-    results = [run_seed(args, seed, extra) for seed in args.seeds]
-    print(f"\n{args.agent} on {args.env}, replay={args.replay}, {extra}")
-    for i, point in enumerate(results[0]["curve"]):
-        values = [r["curve"][i]["mean"] for r in results]
-        print(f"  step {point['step']:>6}: median {statistics.median(values):8.1f} "
-              f"[{min(values):.1f}, {max(values):.1f}]")
-    sps = [r["sps_median"] for r in results]
-    print(f"  SPS median {statistics.median(sps):.1f} [{min(sps):.1f}, {max(sps):.1f}]")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                        "extra": extra, "results": results}, indent=2))
+
+def run_job(row_name: str, system_name: str, seed: int, threads: int) -> None:
+    """Train one system on one seed, evaluating at every checkpoint; append JSON lines."""
+    import torch
+
+    from velora.evaluation import EVAL_SEEDS, episode_returns
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    row = ROWS[row_name]
+    system = row.systems[system_name]
+    env_id = system.env or row.env
+    trained = build(system, env_id, seed)
+    path = results_path(row_name, threads)
+    start, steps = time.perf_counter(), 0
+    while steps < row.steps:
+        chunk = min(row.eval_every, row.steps - steps)
+        trained.train(chunk)
+        steps += chunk
+        env = trained.eval_env(env_id)
+        returns = episode_returns(trained.policy, env, EVAL_SEEDS)
+        env.close()
+        line = {"row": row_name, "system": system_name, "seed": seed, "step": steps,
+                "threads": threads or torch.get_num_threads(), "sps": round(trained.sps, 1),
+                "wall_s": round(time.perf_counter() - start, 1), "params": trained.params(),
+                "mean": round(float(returns.mean()), 2), "worst": round(float(returns.min()), 2),
+                "returns": [round(float(r), 3) for r in returns]}
+        with path.open("a") as f:  # one short append per evaluation: a cut run keeps its lines
+            f.write(json.dumps(line) + "\n")
+        print(f"{row_name} {system_name} seed {seed} step {steps}: mean {line['mean']:.1f} "
+              f"worst {line['worst']:.1f} ({line['wall_s']:.0f} s)", flush=True)
+
+
+def run(args: argparse.Namespace) -> None:
+    row = ROWS[args.row]
+    systems = args.systems or list(row.systems)
+    unknown = sorted(set(systems) - set(row.systems))
+    if unknown:
+        raise SystemExit(f"--systems: {unknown} not in row {args.row} ({sorted(row.systems)})")
+    path = results_path(args.row, args.threads)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = {(line["system"], line["seed"]) for line in read_lines(path)
+            if line["step"] >= row.steps}
+    jobs = [(s, seed) for seed in args.seeds for s in systems if (s, seed) not in done]
+    if not jobs:
+        print("nothing to run: every (system, seed) is complete in", path)
+    # A run cut before its last evaluation starts again from scratch: drop its partial lines.
+    pending = set(jobs)
+    kept = [line for line in read_lines(path) if (line["system"], line["seed"]) not in pending]
+    path.write_text("".join(json.dumps(line) + "\n" for line in kept))
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads)) if args.threads > 0 \
+        else dict(os.environ)
+    running: list[subprocess.Popen[bytes]] = []
+    for system, seed in jobs:
+        while len(running) >= args.jobs:
+            running = [p for p in running if p.poll() is None]
+            time.sleep(0.5)
+        cmd = [sys.executable, __file__, "_job", args.row, system, str(seed), str(args.threads)]
+        running.append(subprocess.Popen(cmd, env=env))
+    for p in running:
+        p.wait()
+
+
+# ---------------------------------------------------------------------------- reporting
+def collect(row_name: str, threads: int) -> dict[str, dict[int, dict[int, list[float]]]]:
+    """``{system: {step: {seed: returns}}}`` from the row's results file."""
+    table: dict[str, dict[int, dict[int, list[float]]]] = {}
+    for line in read_lines(results_path(row_name, threads)):
+        table.setdefault(line["system"], {}).setdefault(line["step"], {})[line["seed"]] = \
+            line["returns"]
+    return table
+
+
+def report(args: argparse.Namespace) -> str:
+    import numpy as np
+
+    from velora.evaluation import summarize
+
+    row = ROWS[args.row]
+    table = collect(args.row, args.threads)
+    lines = [f"**{args.row}** — {row.env}, {row.steps:,} steps; {row.note}. Each trained policy "
+             f"evaluated deterministically on reset seeds 0..99; bar {row.bar:g}.", "",
+             "| system | step | seeds | mean [95 % CI] | IQM [95 % CI] | worst episode | "
+             "episodes ≥ bar | per-seed means |",
+             "|---|---|---|---|---|---|---|---|"]
+    curves: dict[str, list[tuple[int, Any]]] = {}
+    for system in row.systems:
+        for step in sorted(table.get(system, {})):
+            by_seed = table[system][step]
+            seeds = sorted(by_seed)
+            s = summarize(np.array([by_seed[k] for k in seeds]), row.bar)
+            curves.setdefault(system, []).append((step, s))
+            per_seed = ", ".join(f"{m:.0f}" for m in s.seed_means)
+            lines.append(f"| {system} | {step:,} | {len(seeds)} | {s.mean:.1f} "
+                         f"[{s.mean_ci[0]:.1f}, {s.mean_ci[1]:.1f}] | {s.iqm:.1f} "
+                         f"[{s.iqm_ci[0]:.1f}, {s.iqm_ci[1]:.1f}] | {s.worst:.1f} | "
+                         f"{100 * s.share_at_bar:.0f} % | {per_seed} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.plot:
+        plot(args.row, curves, args.plot)
+    return text
+
+
+def plot(row_name: str, curves: dict[str, list[tuple[int, Any]]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    row = ROWS[row_name]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for system, points in curves.items():
+        steps = [p[0] for p in points]
+        ax.plot(steps, [p[1].mean for p in points], marker="o", label=system)
+        ax.fill_between(steps, [p[1].mean_ci[0] for p in points],
+                        [p[1].mean_ci[1] for p in points], alpha=0.25)
+    ax.axhline(row.bar, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("mean return, reset seeds 0..99 (95 % CI over seeds)")
+    ax.set_title(f"{row_name}: {row.env}")
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print("wrote", out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_job":  # a worker process started by `run`
+        row, system, seed, threads = argv[1:5]
+        run_job(row, system, int(seed), int(threads))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="train and evaluate, appending to the row's results")
+    p_run.add_argument("row", choices=sorted(ROWS))
+    p_run.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p_run.add_argument("--systems", nargs="+", default=None, help="default: all of the row's")
+    p_run.add_argument("--jobs", type=int, default=2, help="processes at once")
+    p_run.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch's default")
+    p_rep = sub.add_parser("report", help="the protocol's table (and curves) from the results")
+    p_rep.add_argument("row", choices=sorted(ROWS))
+    p_rep.add_argument("--threads", type=int, default=1)
+    p_rep.add_argument("--plot", type=Path, default=None)
+    sub.add_parser("list", help="the rows")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(args)
+    elif args.command == "report":
+        report(args)
+    else:
+        for name, row in ROWS.items():
+            print(f"{name}: {row.env}, {row.steps} steps, systems {', '.join(row.systems)}")
 
 
 if __name__ == "__main__":

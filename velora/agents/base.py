@@ -41,6 +41,7 @@ from velora.envs import (
     restore_env_state,
     with_history,
 )
+from velora.evaluation import episode_returns
 from velora.logger import RunLogger
 
 Hidden = dict[str, torch.Tensor]
@@ -536,18 +537,9 @@ class OffPolicyAgent:
             env = self.env_id
         if isinstance(env, str):
             env = make_env(env)
-        env = self.wrap_env(env)
-        returns = []
+        seeds = [None] * n_episodes if seed is None else range(seed, seed + n_episodes)
         try:
-            for episode in range(n_episodes):
-                obs, _ = env.reset(seed=None if seed is None else seed + episode)
-                state, total, done = None, 0.0, False
-                while not done:
-                    action, state = self.predict(obs, state, deterministic=deterministic)
-                    obs, reward, terminated, truncated, _ = env.step(action)
-                    total += float(reward)
-                    done = bool(terminated or truncated)
-                returns.append(total)
+            returns = episode_returns(self, self.wrap_env(env), seeds, deterministic=deterministic)
         finally:
             if own:
                 env.close()

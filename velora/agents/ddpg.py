@@ -122,9 +122,12 @@ class LiquidDDPG(OffPolicyAgent):
         self.actor = LiquidNCPNetwork(self.obs_dim, self.n_neurons, self.act_dim,
                                       sparsity_level=self.sparsity_level, seed=seed,
                                       device=self.device)
+        # A learned output scale lets the critic's bounded liquid state reach returns in the
+        # hundreds within a short run (see LiquidNCPNetwork).
         self.critic = LiquidNCPNetwork(self.obs_dim + self.act_dim, self.critic_neurons, 1,
                                        sparsity_level=self.sparsity_level,
-                                       seed=None if seed is None else seed + 1, device=self.device)
+                                       seed=None if seed is None else seed + 1,
+                                       learned_output_scale=True, device=self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": self.critic.hidden_size}

@@ -174,9 +174,14 @@ class LiquidSAC(OffPolicyAgent):
                                       sparsity_level=self.sparsity_level, seed=seed_of(0),
                                       device=self.device)
         # The twin critics are one batched module: member k is a LiquidNCPNetwork with seed+1+k.
+        # Each has a learned output scale: the liquid state is bounded in [-1, 1], and without
+        # it a critic cannot reach returns in the hundreds within a short run, so it rates
+        # every bad state alike and the actor is never told to avoid one (see
+        # LiquidNCPNetwork).
         self.critics = LiquidNCPEnsemble(self.obs_dim + self.act_dim, self.critic_neurons, 1,
                                          n_members=2, sparsity_level=self.sparsity_level,
-                                         seed=seed_of(1), device=self.device)
+                                         seed=seed_of(1), learned_output_scale=True,
+                                         device=self.device)
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
         self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critics.hidden_size}
 

@@ -105,7 +105,7 @@ class LiquidSACDiscrete(OffPolicyAgent):
                                       device=self.device)
         self.critics = LiquidNCPEnsemble(self.obs_dim, self.critic_neurons, n_actions, n_members=2,
                                          sparsity_level=self.sparsity_level, seed=seed_of(1),
-                                         device=self.device)
+                                         learned_output_scale=True, device=self.device)
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
         self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critics.hidden_size}
 

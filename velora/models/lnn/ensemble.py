@@ -27,7 +27,8 @@ class LiquidNCPEnsemble(MaskedWeights):
     SparseLinear) with stacked weights.
 
     Args:
-        in_features, n_neurons, out_features, sparsity_level: as ``LiquidNCPNetwork``.
+        in_features, n_neurons, out_features, sparsity_level, learned_output_scale: as
+            ``LiquidNCPNetwork``; with ``learned_output_scale`` each member has its own scale.
         n_members: number of independent networks.
         seed: member ``k`` uses ``seed + k`` for its wiring and initial weights (``None``:
             fresh wiring, torch's global RNG for weights).
@@ -46,6 +47,7 @@ class LiquidNCPEnsemble(MaskedWeights):
 
     def __init__(self, in_features: int, n_neurons: int, out_features: int, *,
                  n_members: int = 2, sparsity_level: float = 0.5, seed: int | None = None,
+                 learned_output_scale: bool = False,
                  device: torch.device | str | None = None) -> None:
         super().__init__()
         if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 1:
@@ -74,6 +76,8 @@ class LiquidNCPEnsemble(MaskedWeights):
         self.cell_bias = nn.Parameter(torch.zeros(k, 1, 4 * c_h))
         self.motor_weight = nn.Parameter(torch.empty(k, out_features, c_h))
         self.motor_bias = nn.Parameter(torch.empty(k, 1, out_features))
+        self.output_log_scale = nn.Parameter(torch.zeros(k, 1, 1)) if learned_output_scale \
+            else None
         self.reset_parameters(seed)
         self._track_masks()
         if device is not None:
@@ -99,6 +103,8 @@ class LiquidNCPEnsemble(MaskedWeights):
                                             generator=gen)
         with torch.no_grad():
             self.cell_bias.zero_()
+            if self.output_log_scale is not None:
+                self.output_log_scale.zero_()
 
     # ------------------------------------------------------------------ layout helpers
     def split_hidden(self, h: torch.Tensor | None, batch: int, like: torch.Tensor) -> torch.Tensor:
@@ -141,7 +147,8 @@ class LiquidNCPEnsemble(MaskedWeights):
 
     def _motor(self, h: torch.Tensor) -> torch.Tensor:
         """``(n_members, hidden, rows)`` -> ``(n_members, out, rows)``."""
-        return torch.baddbmm(self.motor_bias.transpose(1, 2), self.motor_weight, h)
+        y = torch.baddbmm(self.motor_bias.transpose(1, 2), self.motor_weight, h)
+        return y if self.output_log_scale is None else y * self.output_log_scale.exp()
 
     def step(self, x: torch.Tensor, h: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,6 +187,8 @@ class LiquidNCPEnsemble(MaskedWeights):
         u = np.tanh(x @ inter_w_t + inter_b)  # (k, batch, inter)
         h_new = cfc_update(u @ input_w_t + hk @ rec_w_t + cell_b, n)
         y = h_new @ motor_w_t + motor_b
+        if self.output_log_scale is not None:
+            y = y * np.exp(self.output_log_scale.detach().numpy())
         return y, h_new.transpose(1, 0, 2).reshape(batch, k * n).astype(np.float32, copy=False)
 
     def unroll(self, x: torch.Tensor, h: torch.Tensor | None = None,

@@ -93,11 +93,17 @@ class LiquidNCPNetwork(_NCPBase):
         out_features: output size.
         sparsity_level: fraction of possible synapses left out, ``[0.1, 0.9]``.
         seed: fixes wiring and initial weights without touching global RNG state.
+        learned_output_scale: multiply the output by ``exp(output_log_scale)``, a learned
+            scalar starting at 0. The command state is bounded in ``[-1, 1]``, so without it
+            the output can only grow as fast as the optimiser moves the motor weights (about
+            ``lr`` per Adam step each): too slow for outputs in the hundreds, such as a
+            critic's returns. A log-scale grows geometrically instead. Critics use it.
         device: where to put the parameters.
     """
 
     def __init__(self, in_features: int, n_neurons: int, out_features: int, *,
                  sparsity_level: float = 0.5, seed: int | None = None,
+                 learned_output_scale: bool = False,
                  device: torch.device | str | None = None) -> None:
         super().__init__(in_features, n_neurons, out_features, sparsity_level, seed)
         masks, counts = self.wiring.data()
@@ -106,6 +112,7 @@ class LiquidNCPNetwork(_NCPBase):
         self.command = NCPLiquidCell(counts.inter, counts.command, masks.command,
                                      masks.recurrent, generator=gen)
         self.motor = SparseLinear(counts.command, counts.motor, masks.motor, generator=gen)
+        self.output_log_scale = nn.Parameter(torch.zeros(1)) if learned_output_scale else None
         if device is not None:
             self.to(device)
 
@@ -139,7 +146,13 @@ class LiquidNCPNetwork(_NCPBase):
         elapsed = as_elapsed_time(ts, x.shape[0], x)
         h_new = self.command.step_projected(self.command.project_input(torch.tanh(self.inter(x))),
                                             h, ts=elapsed)
-        return self.motor(h_new), h_new
+        return self.readout(h_new), h_new
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """The motor layer on command states ``(..., hidden_size) -> (..., out_features)``,
+        times the learned output scale where there is one."""
+        y = self.motor(h)
+        return y if self.output_log_scale is None else y * self.output_log_scale.exp()
 
     def unroll(self, x: torch.Tensor, h: torch.Tensor | None = None,
                resets: torch.Tensor | None = None, ts: float | torch.Tensor | None = None
@@ -186,7 +199,7 @@ class LiquidNCPNetwork(_NCPBase):
             h = self.command.step_projected(x_steps[t], h, recurrent_weight, ts_t)
             states.append(h)
         h_seq = states[0].unsqueeze(1) if time == 1 else torch.stack(states, dim=1)
-        return self.motor(h_seq), h_seq
+        return self.readout(h_seq), h_seq
 
     def numpy_weights(self) -> tuple[np.ndarray, ...]:
         """Zero-copy numpy views of the weights, laid out for :meth:`step_numpy`:
@@ -216,7 +229,10 @@ class LiquidNCPNetwork(_NCPBase):
         w_inter_t, b_inter, w_input_t, w_rec_t, b_cell, w_motor_t, b_motor = self.numpy_weights()
         u = np.tanh(x @ w_inter_t + b_inter)
         h_new = cfc_update(u @ w_input_t + h @ w_rec_t + b_cell, h.shape[1])
-        return h_new @ w_motor_t + b_motor, h_new.astype(np.float32, copy=False)
+        y = h_new @ w_motor_t + b_motor
+        if self.output_log_scale is not None:
+            y = y * np.exp(self.output_log_scale.detach().numpy())
+        return y, h_new.astype(np.float32, copy=False)
 
     @staticmethod
     def _sequence_times(ts: float | torch.Tensor | None, batch: int, time: int,
