@@ -124,8 +124,9 @@ def test_hidden_state_is_stored_before_each_step_and_reset_when_an_episode_ends(
         assert np.all(np.abs(h[~starts]).sum(axis=1) > 0), f"{head}: memory within an episode"
 
 
-def test_one_step_windows_start_from_the_stored_state_without_resets():
-    agent = LiquidSAC(CountingEnv(length=4), **{**SMALL, "batch_size": 64, "learning_starts": 10**6})
+def test_one_step_windows_without_burn_in_start_from_the_stored_state_without_resets():
+    agent = LiquidSAC(CountingEnv(length=4), **{**SMALL, "batch_size": 64, "learning_starts": 10**6,
+                                                "burn_in": 0})
     agent.learn(40)
     torch.manual_seed(0)
     window = agent.sample_window()
@@ -145,6 +146,32 @@ def test_one_step_windows_start_from_the_stored_state_without_resets():
         torch.manual_seed(1)
         losses.append(agent.critic_loss(w, states, actor_h_seq.detach())[0])
     assert torch.equal(losses[0], losses[1])
+
+
+def test_stored_state_windows_burn_in_from_the_state_stored_burn_in_steps_earlier():
+    agent = LiquidSAC(CountingEnv(length=50), **{**SMALL, "batch_size": 16,
+                                                 "learning_starts": 10**6, "burn_in": 3})
+    assert agent.replay == "stored_state" and agent.window_length == 1
+    agent.learn(40)
+    window = agent.sample_window()
+    assert window.length == 1 + 3 and window.resets is not None
+    # one episode of 50 steps: observation [t, 0, 0]; the stored actor state of step t is the
+    # one the actor had before step t, and the window's first step is 3 before the trained one
+    t0 = window.observations[:, 0, 0].long()
+    full = window.valid.all(dim=1)  # windows that start in the newest 3 steps are padded
+    assert full.sum() >= 12
+    np.testing.assert_array_equal(window.observations[full, :, 0].numpy(),
+                                  (t0[full, None] + torch.arange(4)).numpy())
+    assert not window.valid[~full, -1].any() and (t0[~full] > 40 - 4).all()
+    stored_h = torch.as_tensor(stored(agent, "hidden_actor")[:, 0])
+    torch.testing.assert_close(window.hiddens["actor"], stored_h[t0])
+    # burn-in runs the current actor from that state through the 3 steps, without gradient
+    states = agent.burn_in_states(window)
+    h = window.hiddens["actor"]
+    for t in range(3):
+        h = agent.actor.step(window.observations[:, t], h)[1]
+    torch.testing.assert_close(states["actor"], h)
+    assert not states["actor"].requires_grad
 
 
 def test_the_true_final_observation_is_stored_and_no_reset_step_is():
@@ -478,10 +505,10 @@ def test_frozen_gives_gradients_to_inputs_but_not_to_the_modules_weights():
 
 
 def test_the_sac_actor_loss_leaves_the_critics_gradients_to_the_critic_loss():
-    agent = LiquidSAC("Pendulum-v1", **SMALL, seed=0)
+    agent = LiquidSAC("Pendulum-v1", **SMALL, burn_in=0, seed=0)
     agent.learn(40, log_dir=False)
     window = agent.sample_window()
-    assert window.all_valid  # one-step batches have no padding: masked_mean is a plain mean
+    assert window.all_valid  # one-step batches without burn-in have no padding: a plain mean
     values = torch.randn(window.batch_size, window.length)
     torch.testing.assert_close(window.masked_mean(values), values.mean())
     states = agent.burn_in_states(window)

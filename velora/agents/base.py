@@ -294,9 +294,9 @@ class OffPolicyAgent:
         # What the networks read: the env's observation, followed by the history inputs.
         self.observation_space: gym.spaces.Box = self.env.single_observation_space
         self.num_envs = self.env.num_envs
-        if self.replay == "sequence" and \
-                self.seq_len + self.burn_in > self.buffer_size // self.num_envs:
-            raise ValueError(f"seq_len + burn_in ({self.seq_len + self.burn_in}) must fit in one "
+        if self.window_length + self.burn_in > self.buffer_size // self.num_envs:
+            names = "seq_len + burn_in" if self.replay == "sequence" else "1 + burn_in"
+            raise ValueError(f"{names} ({self.window_length + self.burn_in}) must fit in one "
                              f"env's share of the buffer ({self.buffer_size // self.num_envs})")
 
         self.obs_dim = int(np.prod(self.observation_space.shape))
@@ -569,15 +569,16 @@ class OffPolicyAgent:
                             device=self.device, seed=self.seed)
 
     def sample_window(self) -> Window:
-        """One replay batch in the configured mode, as a :class:`Window`."""
+        """One replay batch in the configured mode, as a :class:`Window` of
+        ``burn_in + window_length`` steps."""
         assert self.buffer is not None
-        if self.replay == "sequence":
-            b = self.buffer.sample_sequences(self.batch_size, self.seq_len, self.burn_in)
+        if self.burn_in > 0 or self.replay == "sequence":
+            b = self.buffer.sample_sequences(self.batch_size, self.window_length, self.burn_in)
             return Window(b.observations, b.actions, b.rewards, b.next_observations,
                           b.terminated, b.resets, b.valid, dict(b.hiddens))
-        # One-step windows straight from the sampled arrays: (batch, ...) -> (batch, 1, ...)
-        # as numpy views, cheaper than a torch unsqueeze per field. No resets: each window
-        # starts from its stored state, which is zero where an episode starts.
+        # One-step windows without burn-in straight from the sampled arrays: (batch, ...) ->
+        # (batch, 1, ...) as numpy views, cheaper than a torch unsqueeze per field. No resets:
+        # each window starts from its stored state, which is zero where an episode starts.
         a = self.buffer.sample_arrays(self.batch_size)
         tensor = self.buffer.as_tensor
         one = lambda x: tensor(x[:, None])  # noqa: E731
@@ -588,8 +589,15 @@ class OffPolicyAgent:
                       all_valid=True)
 
     @property
+    def window_length(self) -> int:
+        """Steps of each replay window that get gradients: ``seq_len`` in sequence mode, 1 in
+        stored-state mode."""
+        return self.seq_len if self.replay == "sequence" else 1
+
+    @property
     def burn_in_steps(self) -> int:
-        return self.burn_in if self.replay == "sequence" else 0
+        """Steps at the start of each replay window that only refresh the stored states."""
+        return self.burn_in
 
     # ------------------------------------------------------------------ training loop
     def _check_step(self, name: str, value: np.ndarray, shape: tuple[int, ...]) -> None:

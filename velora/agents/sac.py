@@ -84,15 +84,20 @@ class LiquidSAC(OffPolicyAgent):
         critic_neurons: each critic's circuit size; ``None``: 48, or 64 in sequence mode.
         sparsity_level: fraction of possible synapses left out of every circuit; ``None``:
             0.5, or 0.2 in sequence mode.
-        replay: ``"stored_state"`` (default) — one-step updates from single transitions and the
-            states stored with them: cheapest, and exact for the networks that acted;
+        replay: ``"stored_state"`` (default) — one-step updates from single transitions, each
+            starting from the state stored ``burn_in`` steps earlier, refreshed through those
+            steps: cheapest (no gradient through time);
             ``"sequence"`` — windows of ``seq_len`` steps after ``burn_in`` steps that refresh
             the stored state, with gradients through time; use it when the observation does not
             reveal the state (partial observability). Six defaults differ in sequence
             mode — the recipe that learns the partially observable Pendulum benchmarks: see
             ``velora.agents.base.REPLAY_MODE_DEFAULTS``.
         seq_len: training steps per window (sequence mode).
-        burn_in: steps before each window that only refresh the state (sequence mode).
+        burn_in: steps before each window that only refresh the stored state with the current
+            networks, without gradient (both modes). The state stored with a transition was
+            made by older weights; without the refresh the actor never trains on the states its
+            current weights make, and can lock into one (a pendulum held tilted near the
+            bottom by a constant push).
         history: what of the previous step the networks read beside the observation:
             ``"action"``, ``"reward"``, both (``"action,reward"`` or a sequence) or none
             (``""``); ``None``: none, or ``"action,reward"`` in sequence mode. Recurrent
@@ -246,7 +251,8 @@ class LiquidSAC(OffPolicyAgent):
         with torch.no_grad():
             states["actor"] = self.actor(prefix.observations, states["actor"], prefix.resets)[1]
             states["critics"] = self.critics(x, states["critics"], prefix.resets)[1]
-            states["targets"] = self.critic_targets(x, states["targets"], prefix.resets)[1]
+            if window.length - self.burn_in_steps > 1:  # one-step windows don't read it
+                states["targets"] = self.critic_targets(x, states["targets"], prefix.resets)[1]
         return states
 
     def critic_loss(self, w: Window, states: dict[str, torch.Tensor], actor_h_seq: torch.Tensor
@@ -268,8 +274,8 @@ class LiquidSAC(OffPolicyAgent):
             next_out, _ = self.actor.step(next_obs, merge_time(actor_h_seq))
             next_action, next_log_prob = squashed_gaussian(next_out)
             if time == 1:
-                # A one-step window starts from the stored state, which the online critics
-                # wrote: the targets read the online critics' step from it rather than repeat
+                # A one-step window starts from the online critics' (stored or burned-in)
+                # state: the targets read the online critics' step from it rather than repeat
                 # that step with their own weights (a tenth of a stored-state update).
                 target_h_seq = h_seq.detach()
             else:
