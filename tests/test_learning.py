@@ -63,7 +63,7 @@ def trained_agent() -> LiquidSAC:
     return agent
 
 
-TRAINING_STEPS = 8000
+TRAINING_STEPS = 5000
 
 
 @pytest.mark.parametrize("start", START_STATES, ids=[f"theta{th:+.2f}_dot{thd:+.2f}"

@@ -355,11 +355,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev = commands.add_parser(
         "eval", help="evaluate a saved agent", formatter_class=_Formatter,
         description="Run full episodes with a saved agent (deterministic actions unless "
-                    "--stochastic) and print the mean ± std of the return.")
+                    "--stochastic) and print the mean ± std of the return. By default the "
+                    "episodes are velora's fixed evaluation episodes (reset seeds 0..99).")
     ev.add_argument("checkpoint", metavar="CHECKPOINT", help="a .safetensors file written by velora")
-    ev.add_argument("--episodes", type=_positive_int, default=10, help="episodes to run")
+    ev.add_argument("--episodes", type=_positive_int, default=100,
+                    help="episodes to run (the evaluation protocol's 100 by default)")
     ev.add_argument("--env", metavar="ENV_ID", help="environment id (default: the one trained on)")
-    ev.add_argument("--seed", type=_non_negative_int, help="seed of the first episode (+1 per episode)")
+    ev.add_argument("--seed", type=_non_negative_int, default=0,
+                    help="reset seed of the first episode (+1 per episode): with the defaults, "
+                         "the protocol's fixed episodes 0..99, the same for every agent")
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean")
     ev.add_argument("--video", metavar="OUT.mp4",
                     help='record the first episode to this file (needs pip install "velora[video]")')
