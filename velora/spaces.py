@@ -58,17 +58,28 @@ def _children(space: gym.Space) -> list[tuple[str, gym.Space]]:
     return [(f"[{key!r}]", s) for key, s in space.spaces.items()]
 
 
-def _check(space: gym.Space, argument: str, path: str) -> None:
-    """Raise the ValueError naming ``argument`` and the first part of ``space`` that cannot be
-    encoded."""
+def _unencodable(space: gym.Space, path: str) -> tuple[str, gym.Space] | None:
+    """``(path, part)`` of the first part of ``space`` that cannot be encoded, or None."""
     if isinstance(space, _LEAVES):
-        return
+        return None
     if isinstance(space, gym.spaces.Tuple | gym.spaces.Dict):
         for suffix, sub in _children(space):
-            _check(sub, argument, path + suffix)
+            found = _unencodable(sub, path + suffix)
+            if found is not None:
+                return found
+        return None
+    return path, space
+
+
+def _check(space: gym.Space, argument: str) -> None:
+    """Raise the ValueError naming ``argument``, ``space`` and the part of it that cannot be
+    encoded."""
+    found = _unencodable(space, "")
+    if found is None:
         return
-    where = f" (at {argument}{path})" if path else ""
-    raise ValueError(f"{argument} {space} is not supported{where}: {type(space).__name__} has no "
+    path, part = found
+    where = f": its part {argument}{path} is {part}, and" if path else ":"
+    raise ValueError(f"{argument} {space} is not supported{where} {type(part).__name__} has no "
                      f"fixed-size vector encoding; velora reads {_SUPPORTED}")
 
 
@@ -205,7 +216,7 @@ class SpaceEncoder:
         if not isinstance(space, gym.Space):
             raise ValueError(f"{argument} must be a gymnasium.spaces.Space, got "
                              f"{type(space).__name__}")
-        _check(space, argument, "")
+        _check(space, argument)
         low, high = _bounds(space)
         if low.size == 0:
             raise ValueError(f"{argument} {space} holds no values to observe")

@@ -961,8 +961,11 @@ class OffPolicyAgent:
         if meta["agent"] != type(self).__name__:
             raise ValueError(f"checkpoint {str(path)!r} holds a {meta['agent']}, not a "
                              f"{type(self).__name__}")
-        saved_space = meta.get("observation_space")  # absent from older checkpoints
-        if saved_space is not None and saved_space != describe_space(self.env_observation_space):
+        # Encoded (non-Box) observation spaces must match exactly; two Boxes go to the shape
+        # check below. Older checkpoints have no "observation_space".
+        saved_space, space = meta.get("observation_space"), describe_space(self.env_observation_space)
+        if saved_space is not None and saved_space != space and \
+                (saved_space.get("type"), space["type"]) != ("Box", "Box"):
             raise ValueError(
                 f"checkpoint {str(path)!r} was trained on observation space "
                 f"{meta.get('observation_space_repr', saved_space)}, but this env observes "
