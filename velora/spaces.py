@@ -280,8 +280,11 @@ def describe_space(space: gym.Space) -> dict[str, Any]:
 
 
 class EncodeObservation(gym.ObservationWrapper):
-    """Single-env wrapper: observations of any supported space as ``(size,)`` float32 vectors
-    (:class:`SpaceEncoder`). The single-env twin of :class:`EncodeVectorObservation`."""
+    """Encode one env's observations (Discrete, MultiDiscrete, MultiBinary, Tuple, Dict, ...)
+    as flat float32 vectors.
+
+    Each observation becomes :meth:`SpaceEncoder.encode`'s ``(size,)`` vector; the
+    single-env twin of :class:`EncodeVectorObservation`, with the same numbers."""
 
     def __init__(self, env: gym.Env, encoder: SpaceEncoder | None = None) -> None:
         super().__init__(env)
@@ -298,8 +301,10 @@ def encode_observation(env: gym.Env) -> gym.Env:
 
 
 class EncodeVectorObservation(VectorWrapper):
-    """Vector-env wrapper: every sub-env's observation as a ``(size,)`` float32 vector, the
-    batch as ``(num_envs, size)``; true last observations in ``info["final_obs"]``
+    """Encode every sub-env's observation as a flat float32 vector — the vector twin of
+    :class:`EncodeObservation`, with the same numbers.
+
+    Batches are ``(num_envs, size)``; true last observations in ``info["final_obs"]``
     (``AutoresetMode.SAME_STEP``) are encoded too. Stateless, so it works in every autoreset
     mode and with ``reset(options={"reset_mask": ...})``.
 
