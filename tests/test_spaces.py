@@ -16,7 +16,7 @@ from gymnasium.spaces import Box, Dict, Discrete, MultiBinary, MultiDiscrete, Tu
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import batch_space, iterate
 
-from velora.agents import LiquidSACDiscrete, load_agent
+from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete, load_agent
 from velora.agents.base import merge_time
 from velora.envs import AppendHistory, with_history
 from velora.spaces import EncodeObservation, EncodeVectorObservation, SpaceEncoder
@@ -320,6 +320,19 @@ def test_custom_spaces_train_evaluate_and_round_trip(name, action_space, tmp_pat
     _round_trip(agent, lambda: SampledEnv(space, action_space), tmp_path, space.sample())
 
 
+@pytest.mark.parametrize("cls", [LiquidSAC, LiquidDDPG])
+def test_box_action_agents_read_encoded_observations_too(cls, tmp_path):
+    action_space = Box(-1.0, 1.0, (2,), np.float32)
+    env = SampledEnv(NESTED, action_space)
+    agent = cls(env, **SMALL, seed=0)
+    assert agent.obs_dim == 8
+    agent.learn(40, log_dir=False)
+    np.testing.assert_array_equal(stored(agent, "obs")[0, 0], SpaceEncoder(NESTED).encode(
+        env.emitted[0]))
+    NESTED.seed(2)
+    _round_trip(agent, lambda: SampledEnv(NESTED, action_space), tmp_path, NESTED.sample())
+
+
 @pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP,
                                   AutoresetMode.DISABLED])
 @pytest.mark.parametrize("vector_cls", [SyncVectorEnv, AsyncVectorEnv])
@@ -545,7 +558,7 @@ def test_train_from_the_command_line_on_a_discrete_observation_env(tmp_path, mon
     ("popgym-CountRecallEasy-v0", "", 2 + 2, Discrete(27)),
     ("popgym-AutoencodeEasy-v0", "action", 2 + 4 + 4, Discrete(4)),
     ("popgym-BattleshipEasy-v0", "", 2, MultiDiscrete([8, 8])),
-])
+], ids=lambda value: value if isinstance(value, str) and value.startswith("popgym") else "")
 def test_popgym_envs_train_and_evaluate_if_installed(env_id, history, obs_dim, action, tmp_path):
     pytest.importorskip("popgym")
     agent = LiquidSACDiscrete(env_id, **SMALL, history=history, seed=0)
