@@ -25,7 +25,7 @@ encoded as a fixed-size vector here and are refused with a ``ValueError``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -101,50 +101,71 @@ def _bounds(space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(size), np.ones(size)
 
 
-def _one_hot(index: np.ndarray, sizes: np.ndarray, what: str) -> np.ndarray:
-    """``index`` ``(n, k)`` of integers, entry ``j`` in ``[0, sizes[j])`` -> ``(n, sizes.sum())``
-    concatenated one-hots, float32."""
-    bad = (index < 0) | (index >= sizes)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise ValueError(f"{what}: value {int(index[row, col])} (after subtracting start) is "
-                         f"outside [0, {int(sizes[col])}) at entry {int(col)}")
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    out = np.zeros((len(index), int(sizes.sum())), np.float32)
-    out[np.arange(len(index))[:, None], offsets + index] = 1.0
-    return out
+Encode = Callable[[Any, int], np.ndarray]  # (a batch of n in the vector layout, n) -> (n, size)
 
 
 def _integers(space: gym.Space, x: Any, n: int) -> np.ndarray:
+    """``x`` as ``(n, k)`` int64 (integral floats accepted); ValueError naming ``space``."""
     values = np.asarray(x)
-    if values.dtype.kind not in "iu" and not (values.dtype.kind == "f"
-                                               and np.array_equal(values, np.round(values))):
+    if values.dtype.kind not in "iu" and (values.dtype.kind != "f"
+                                          or not np.array_equal(values, np.round(values))):
         raise ValueError(f"an observation of {space} must hold integers, got {values!r}")
-    return values.astype(np.int64).reshape(n, -1)
+    return values.astype(np.int64, copy=False).reshape(n, -1)
 
 
-def _encode(space: gym.Space, x: Any, n: int) -> np.ndarray:
-    """A batch ``x`` of ``n`` observations of ``space`` (Gymnasium's vector layout: an array
-    ``(n, *shape)`` per leaf, a tuple / dict of those) -> ``(n, size)`` float32."""
+def _outside(space: gym.Space, index: np.ndarray, sizes: np.ndarray) -> ValueError:
+    row, col = np.argwhere((index < 0) | (index >= sizes))[0]
+    return ValueError(f"{space}: value {int(index[row, col])} (after subtracting start) is "
+                      f"outside [0, {int(sizes[col])}) at entry {int(col)}")
+
+
+def _compile(space: gym.Space) -> Encode:
+    """The batch encoder of ``space`` (already checked by :func:`_check`), with everything
+    that does not depend on the observation computed once."""
     if isinstance(space, gym.spaces.Box | gym.spaces.MultiBinary):
-        return np.asarray(x, dtype=np.float32).reshape(n, -1)
+        return lambda x, n: np.asarray(x, dtype=np.float32).reshape(n, -1)
     if isinstance(space, gym.spaces.Discrete):
-        index = _integers(space, x, n) - int(space.start)
-        return _one_hot(index, np.array([int(space.n)]), str(space))
+        eye, start, size = np.eye(int(space.n), dtype=np.float32), int(space.start), int(space.n)
+
+        def discrete(x: Any, n: int) -> np.ndarray:
+            index = _integers(space, x, n).reshape(n) - start
+            if n and (index.min() < 0 or index.max() >= size):
+                raise _outside(space, index[:, None], np.array([size]))
+            return eye[index]
+        return discrete
     if isinstance(space, gym.spaces.MultiDiscrete):
-        index = _integers(space, x, n) - space.start.reshape(1, -1).astype(np.int64)
-        return _one_hot(index, space.nvec.reshape(-1).astype(np.int64), str(space))
+        sizes = space.nvec.reshape(-1).astype(np.int64)
+        starts = space.start.reshape(1, -1).astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        total = int(sizes.sum())
+
+        def multi_discrete(x: Any, n: int) -> np.ndarray:
+            index = _integers(space, x, n) - starts
+            if n and (index.min() < 0 or np.any(index >= sizes)):
+                raise _outside(space, index, sizes)
+            out = np.zeros((n, total), np.float32)
+            out[np.arange(n)[:, None], offsets + index] = 1.0
+            return out
+        return multi_discrete
     if isinstance(space, gym.spaces.Tuple):
-        if not isinstance(x, tuple | list) or len(x) != len(space.spaces):
-            raise ValueError(f"an observation of {space} must be a tuple of {len(space.spaces)}, "
-                             f"got {type(x).__name__}")
-        parts = [_encode(sub, part, n) for sub, part in zip(space.spaces, x, strict=True)]
-    else:
-        if not isinstance(x, Mapping) or any(key not in x for key in space.spaces):
+        parts = [_compile(sub) for sub in space.spaces]
+
+        def tuple_(x: Any, n: int) -> np.ndarray:
+            if not isinstance(x, tuple | list) or len(x) != len(parts):
+                raise ValueError(f"an observation of {space} must be a tuple of {len(parts)}, "
+                                 f"got {type(x).__name__}")
+            return np.concatenate([np.zeros((n, 0), np.float32)]
+                                  + [f(part, n) for f, part in zip(parts, x, strict=True)], axis=1)
+        return tuple_
+    items = [(key, _compile(sub)) for key, sub in space.spaces.items()]
+
+    def dict_(x: Any, n: int) -> np.ndarray:
+        if not isinstance(x, Mapping) or any(key not in x for key, _ in items):
             raise ValueError(f"an observation of {space} must be a dict with keys "
-                             f"{list(space.spaces)}, got {type(x).__name__}")
-        parts = [_encode(sub, x[key], n) for key, sub in space.spaces.items()]
-    return np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.float32)
+                             f"{[key for key, _ in items]}, got {type(x).__name__}")
+        return np.concatenate([np.zeros((n, 0), np.float32)]
+                              + [f(x[key], n) for key, f in items], axis=1)
+    return dict_
 
 
 def _leaf_shape(space: gym.Space) -> tuple[int, ...]:
@@ -221,6 +242,7 @@ class SpaceEncoder:
         if low.size == 0:
             raise ValueError(f"{argument} {space} holds no values to observe")
         self.space = space
+        self._encode: Encode = _compile(space)
         self.size = int(low.size)
         self.flat_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32),
                                          dtype=np.float32)
@@ -228,11 +250,11 @@ class SpaceEncoder:
     def encode_batch(self, x: Any, n: int) -> np.ndarray:
         """``n`` observations in Gymnasium's vector layout (what a vector env returns: an array
         ``(n, *shape)`` per leaf, a tuple / dict of those) -> ``(n, size)`` float32."""
-        return _encode(self.space, x, n)
+        return self._encode(x, n)
 
     def encode(self, x: Any) -> np.ndarray:
         """One observation (what ``space.sample()`` returns) -> ``(size,)`` float32."""
-        return _encode(self.space, _batch_of_one(self.space, x), 1)[0]
+        return self._encode(_batch_of_one(self.space, x), 1)[0]
 
     def batch_size(self, x: Any) -> int | None:
         """``None`` if ``x`` is one observation of the space, ``n`` if it is a batch of ``n``
