@@ -447,9 +447,11 @@ def test_an_agent_with_history_asks_for_the_wrapped_env_and_evaluates_through_it
 def test_sb3s_evaluate_policy_reads_encoded_observations_if_installed():
     evaluation = pytest.importorskip("stable_baselines3.common.evaluation")
     agent = LiquidSACDiscrete("Blackjack-v1", **SMALL, seed=0)
-    mean, _ = evaluation.evaluate_policy(agent, agent.wrap_env(gym.make("Blackjack-v1")),
-                                         n_eval_episodes=2, warn=False)
-    assert -1.0 <= mean <= 1.0
+    wrapped = evaluation.evaluate_policy(agent, agent.wrap_env(gym.make("Blackjack-v1")),
+                                         n_eval_episodes=4, warn=False)
+    raw = evaluation.evaluate_policy(agent, gym.make("Blackjack-v1"), n_eval_episodes=4,
+                                     warn=False)  # SB3 hands predict a batch of raw tuples
+    assert -1.0 <= wrapped[0] <= 1.0 and -1.0 <= raw[0] <= 1.0
 
 
 # ----------------------------------------------------------------------------- MultiDiscrete actions
