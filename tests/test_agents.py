@@ -80,12 +80,21 @@ class SpacesEnv(CountingEnv):
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    (SpacesEnv(observation_space=gym.spaces.Dict({"a": gym.spaces.Box(0, 1, (2,))})),
-     r"observation space Dict.*need a Box observation space"),
-    (SpacesEnv(observation_space=gym.spaces.Tuple([gym.spaces.Box(0, 1, (2,))])),
-     r"observation space Tuple.*not supported"),
+    (SpacesEnv(observation_space=gym.spaces.Text(5)),
+     r"observation space Text\(1, 5.*is not supported: Text has no fixed-size vector encoding"),
+    (SpacesEnv(observation_space=gym.spaces.Dict({"a": gym.spaces.Box(0, 1, (2,)),
+                                                  "g": gym.spaces.Graph(gym.spaces.Discrete(2),
+                                                                        None)})),
+     r"observation space Dict.*not supported: its part observation space\['g'\] is Graph"),
+    (SpacesEnv(observation_space=gym.spaces.Tuple([gym.spaces.Sequence(gym.spaces.Discrete(2))])),
+     r"observation space Tuple.*not supported: its part observation space\[0\] is Sequence"),
+    (SpacesEnv(observation_space=gym.spaces.OneOf([gym.spaces.Discrete(2)])),
+     r"observation space OneOf.*not supported: OneOf"),
+    (SpacesEnv(observation_space=gym.spaces.Tuple([])), r"observation space Tuple\(\) holds no"),
     (SpacesEnv(action_space=gym.spaces.MultiDiscrete([2, 3])),
-     r"action space MultiDiscrete.*not supported by LiquidSAC"),
+     r"action space MultiDiscrete.*not supported by LiquidSAC.*LiquidSACDiscrete"),
+    (SpacesEnv(action_space=gym.spaces.MultiBinary(2)),
+     r"action space MultiBinary\(2\) is not supported by LiquidSAC: it needs a Box"),
     (SpacesEnv(action_space=gym.spaces.Box(-np.inf, np.inf, (2,))),
      r"infinite bounds"),
 ])

@@ -41,6 +41,11 @@ def step_data(num_envs: int, step: int, ends=None, action_space=BOX_ACTIONS,
     next_obs = obs + np.array([0.0, 0.5, 1.0], dtype=np.float32)
     if isinstance(action_space, gym.spaces.Discrete):
         action = (np.arange(num_envs) + step) % action_space.n + action_space.start
+    elif isinstance(action_space, gym.spaces.MultiDiscrete):  # entry d: (env + d * step) % n_d
+        dims = np.arange(action_space.nvec.size)
+        action = (np.arange(num_envs)[:, None] + dims * step) % action_space.nvec.reshape(-1) \
+            + action_space.start.reshape(-1)
+        action = action.reshape(num_envs, *action_space.shape)
     else:
         action = np.stack([envs / 10, np.full(num_envs, step / 1000)], axis=1)
     reward = envs * 100 + step
@@ -119,6 +124,20 @@ def test_discrete_actions_stored_as_int64():
     assert seq.actions.shape == (8, 3) and seq.actions.dtype == torch.int64
 
 
+def test_multi_discrete_actions_stored_as_int64_rows():
+    space = gym.spaces.MultiDiscrete([3, 5], start=[1, -2])
+    buf = make_buffer(capacity=12, num_envs=2, action_space=space, seed=0)
+    assert buf._action.shape == (6, 2, 2) and buf._action.dtype == np.int64
+    fill(buf, 6)
+    batch = buf.sample(32)
+    assert batch.actions.dtype == torch.int64 and batch.actions.shape == (32, 2)
+    env, step = ids(batch.observations)
+    np.testing.assert_array_equal(batch.actions.numpy(),
+                                  np.stack([env % 3 + 1, (env + step) % 5 - 2], axis=1))
+    seq = buf.sample_sequences(4, 2, burn_in=1)
+    assert seq.actions.shape == (4, 3, 2) and seq.actions.dtype == torch.int64
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -129,7 +148,7 @@ def test_discrete_actions_stored_as_int64():
         (dict(capacity=3, num_envs=4), "capacity must be >= num_envs"),
         (dict(observation_space=gym.spaces.Discrete(3)), "observation_space"),
         (dict(observation_space=gym.spaces.Dict({"a": OBS_SPACE})), "observation_space"),
-        (dict(action_space=gym.spaces.MultiDiscrete([2, 3])), "action_space"),
+        (dict(action_space=gym.spaces.MultiBinary(3)), "action_space"),
         (dict(hidden_sizes={"actor": 0}), "hidden_sizes"),
         (dict(hidden_sizes={"": 3}), "hidden_sizes"),
         (dict(hidden_sizes=[4]), "hidden_sizes"),
@@ -443,6 +462,28 @@ def test_bad_discrete_action_raises_and_leaves_buffer_unchanged(action, match):
     assert_unchanged(buf, snap)
 
 
+@pytest.mark.parametrize(
+    ("action", "match"),
+    [
+        (np.array([[0, 1], [2, 1]]), r"action for env 1 is \[2, 1\], expected integers in "
+                                     r"\[\[0, 1\], \[1, 4\]\]"),
+        (np.array([[0, 0], [0, 1]]), r"action for env 0 is \[0, 0\]"),
+        (np.array([[0.0, 1.0], [1.0, 1.0]]), r"integer dtype for a MultiDiscrete"),
+        (np.array([0, 1]), r"action must have shape \(2, 2\)"),
+    ],
+)
+def test_bad_multi_discrete_action_raises_and_leaves_buffer_unchanged(action, match):
+    space = gym.spaces.MultiDiscrete([2, 4], start=[0, 1])
+    buf = make_buffer(capacity=6, num_envs=2, action_space=space)
+    fill(buf, 2)
+    snap = snapshot(buf)
+    data = step_data(2, 5, action_space=space)
+    data["action"] = action
+    with pytest.raises(ValueError, match=match):
+        buf.add(**data)
+    assert_unchanged(buf, snap)
+
+
 def test_sampling_argument_errors():
     buf = make_buffer(capacity=8, num_envs=2)
     with pytest.raises(ValueError, match="empty"):
@@ -515,6 +556,7 @@ def _assert_same_contents(a: ReplayBuffer, b: ReplayBuffer) -> None:
 @pytest.mark.parametrize(("action_space", "steps"), [
     (BOX_ACTIONS, 9),                    # wrapped
     (gym.spaces.Discrete(3, start=1), 4),  # partly filled
+    (gym.spaces.MultiDiscrete([[2, 3], [4, 5]], start=[[0, 1], [2, 0]]), 7),  # 2-D nvec, wrapped
     (BOX_ACTIONS, 0),                    # empty
 ])
 def test_save_load_round_trip_including_rng(tmp_path, action_space, steps):

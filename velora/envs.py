@@ -17,15 +17,26 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
+from velora.spaces import (
+    EncodeObservation,
+    EncodeVectorObservation,
+    SpaceEncoder,
+    encode_observation,
+    needs_encoding,
+)
+
 __all__ = [
     "HISTORY_ITEMS",
     "AppendHistory",
     "AppendPreviousAction",
     "AppendPreviousReward",
+    "EncodeObservation",
+    "EncodeVectorObservation",
     "MaskObservation",
     "check_action_space",
     "check_history",
     "check_observation_space",
+    "encode_observation",
     "make_env",
     "make_vector_env",
     "resets_itself",
@@ -65,39 +76,36 @@ class MaskObservation(gym.ObservationWrapper):
         return observation[self.keep]
 
 
-def _action_bounds(space: gym.Space, wrapper: str) -> tuple[np.ndarray, np.ndarray]:
-    """Flat ``(low, high)`` of an appended action: a Box's own bounds, or [0, 1] per entry of
-    a Discrete action's one-hot code; the ValueError every history wrapper raises otherwise."""
-    if isinstance(space, gym.spaces.Box):
-        return space.low.reshape(-1), space.high.reshape(-1)
-    if isinstance(space, gym.spaces.Discrete):
-        return np.zeros(space.n), np.ones(space.n)
-    raise ValueError(f"{wrapper} needs Box or Discrete actions, got {space}")
+def _action_encoder(space: gym.Space, wrapper: str) -> SpaceEncoder:
+    """How a history wrapper appends an action: a Box's values, a Discrete action one-hot, a
+    MultiDiscrete one as concatenated one-hots (:class:`velora.spaces.SpaceEncoder`); the
+    ValueError every history wrapper raises for other action spaces."""
+    if not isinstance(space, gym.spaces.Box | gym.spaces.Discrete | gym.spaces.MultiDiscrete):
+        raise ValueError(f"{wrapper} needs Box, Discrete or MultiDiscrete actions, got {space}")
+    return SpaceEncoder(space, "action space")
 
 
 class AppendPreviousAction(gym.Wrapper):
     """Append the previous action (zeros after a reset) to a 1-D Box observation.
 
     In a partially observable task the last action is evidence the observation lacks (it
-    drove the hidden dynamics); recurrent agents for POMDPs commonly read it. Box or
-    Discrete actions (one-hot) are supported.
+    drove the hidden dynamics); recurrent agents for POMDPs commonly read it. Box, Discrete
+    (one-hot) and MultiDiscrete (concatenated one-hots) actions are supported.
     """
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         obs_space = _flat_box(env.observation_space, "AppendPreviousAction")
-        low, high = _action_bounds(env.action_space, "AppendPreviousAction")
-        self._n_action = len(low)
+        self._action_encoder = _action_encoder(env.action_space, "AppendPreviousAction")
+        action_space = self._action_encoder.flat_space
+        self._n_action = self._action_encoder.size
         self.observation_space = gym.spaces.Box(
-            np.concatenate([obs_space.low, low]).astype(np.float32),
-            np.concatenate([obs_space.high, high]).astype(np.float32), dtype=np.float32)
+            np.concatenate([obs_space.low, action_space.low]).astype(np.float32),
+            np.concatenate([obs_space.high, action_space.high]).astype(np.float32),
+            dtype=np.float32)
 
     def _encode(self, action: object) -> np.ndarray:
-        if isinstance(self.env.action_space, gym.spaces.Discrete):
-            one_hot = np.zeros(self._n_action, np.float32)
-            one_hot[int(action)] = 1.0
-            return one_hot
-        return np.asarray(action, dtype=np.float32).reshape(-1)
+        return self._action_encoder.encode(action)
 
     def reset(self, **kwargs: object) -> tuple[np.ndarray, dict]:
         obs, info = self.env.reset(**kwargs)
@@ -159,12 +167,14 @@ def check_history(history: str | Sequence[str]) -> tuple[str, ...]:
 def with_history(env: gym.Env, history: str | Sequence[str]) -> gym.Env:
     """``env`` whose observation is followed by the previous action and/or reward (zeros after a
     reset): :class:`AppendPreviousAction` then :class:`AppendPreviousReward`. A Box observation
-    with more than one dimension is flattened first. The single-env twin of
-    :class:`AppendHistory`; ``env`` itself when ``history`` is empty."""
+    with more than one dimension is flattened first, any other observation space is encoded
+    (:func:`encode_observation`). The single-env twin of :class:`AppendHistory`; ``env``
+    itself when ``history`` is empty."""
     items = check_history(history)
     if not items:
         return env
-    if isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) != 1:
+    env = encode_observation(env)
+    if len(env.observation_space.shape) != 1:
         env = gym.wrappers.FlattenObservation(env)
     if "action" in items:
         env = AppendPreviousAction(env)
@@ -183,8 +193,9 @@ class AppendHistory(VectorWrapper):
     ``reset_mask`` zeros the masked envs.
 
     Args:
-        env: a vector env with a Box observation space (flattened if not 1-D) and Box or
-            Discrete actions (Discrete ones are appended one-hot).
+        env: a vector env with a Box observation space (flattened if not 1-D; encode other
+            spaces first with :class:`EncodeVectorObservation`) and Box, Discrete (appended
+            one-hot) or MultiDiscrete (concatenated one-hots) actions.
         history: what to append, see :func:`check_history`.
     """
 
@@ -196,15 +207,14 @@ class AppendHistory(VectorWrapper):
                              f"got {history!r}")
         obs_space, act_space = env.single_observation_space, env.single_action_space
         if not isinstance(obs_space, gym.spaces.Box):
-            raise ValueError(f"AppendHistory needs a Box observation space, got {obs_space}")
+            raise ValueError(f"AppendHistory needs a Box observation space (wrap the env in "
+                             f"EncodeVectorObservation first), got {obs_space}")
         low, high = [obs_space.low.reshape(-1)], [obs_space.high.reshape(-1)]
-        self._discrete_actions: int | None = None
+        self._action_encoder: SpaceEncoder | None = None
         if "action" in self.history:
-            action_low, action_high = _action_bounds(act_space, "AppendHistory")
-            low.append(action_low)
-            high.append(action_high)
-            if isinstance(act_space, gym.spaces.Discrete):
-                self._discrete_actions = int(act_space.n)
+            self._action_encoder = _action_encoder(act_space, "AppendHistory")
+            low.append(self._action_encoder.flat_space.low)
+            high.append(self._action_encoder.flat_space.high)
         if "reward" in self.history:
             low.append(np.array([-np.inf]))
             high.append(np.array([np.inf]))
@@ -233,12 +243,8 @@ class AppendHistory(VectorWrapper):
         obs, rewards, terminated, truncated, info = self.env.step(actions)
         n = self.num_envs
         parts = []
-        if "action" in self.history:
-            if self._discrete_actions is not None:
-                parts.append(np.eye(self._discrete_actions, dtype=np.float32)[
-                    np.asarray(actions, dtype=np.int64).reshape(n)])
-            else:
-                parts.append(np.asarray(actions, dtype=np.float32).reshape(n, -1))
+        if self._action_encoder is not None:
+            parts.append(self._action_encoder.encode_batch(actions, n))
         if "reward" in self.history:
             parts.append(np.asarray(rewards, dtype=np.float32).reshape(n, 1))
         last = np.concatenate(parts, axis=1)
@@ -284,35 +290,36 @@ for _env_id, (_keep, _previous, _doc) in PARTIAL_OBSERVABILITY_ENVS.items():
                      max_episode_steps=None)
 
 
-def check_observation_space(space: gym.Space) -> gym.spaces.Box:
-    """velora's networks read flat float features: observations must be a ``Box``."""
-    if not isinstance(space, gym.spaces.Box):
-        raise ValueError(
-            f"observation space {space} is not supported: velora agents need a Box observation "
-            f"space (Dict, Tuple, Discrete and other spaces can be flattened with "
-            f"gymnasium.wrappers.FlattenObservation first)"
-        )
-    return space
+def check_observation_space(space: gym.Space) -> SpaceEncoder | None:
+    """``None`` for a ``Box`` observation space (read as it is, flattened), the
+    :class:`~velora.spaces.SpaceEncoder` for any other supported space (Discrete,
+    MultiDiscrete, MultiBinary, Tuple / Dict of those); ``ValueError`` naming the space
+    otherwise (Text, Graph, Sequence, OneOf, ...)."""
+    if not needs_encoding(space):
+        return None
+    return SpaceEncoder(space, "observation space")
 
 
 def check_action_space(space: gym.Space, kind: Literal["box", "discrete"], agent: str
-                       ) -> gym.spaces.Box | gym.spaces.Discrete:
-    """Box actions need finite bounds; discrete agents need ``Discrete`` actions."""
+                       ) -> gym.spaces.Box | gym.spaces.Discrete | gym.spaces.MultiDiscrete:
+    """Box actions need finite bounds; discrete agents need ``Discrete`` or ``MultiDiscrete``
+    actions."""
+    discrete = gym.spaces.Discrete | gym.spaces.MultiDiscrete
     if kind == "box":
         if not isinstance(space, gym.spaces.Box):
-            hint = " (use LiquidSACDiscrete for Discrete actions)" \
-                if isinstance(space, gym.spaces.Discrete) else ""
+            hint = " (use LiquidSACDiscrete for Discrete and MultiDiscrete actions)" \
+                if isinstance(space, discrete) else ""
             raise ValueError(f"action space {space} is not supported by {agent}: it needs a "
                              f"Box action space{hint}")
         if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
             raise ValueError(f"action space {space} has infinite bounds: {agent} squashes "
                              f"actions into [low, high], so both must be finite")
         return space
-    if not isinstance(space, gym.spaces.Discrete):
+    if not isinstance(space, discrete):
         hint = " (use LiquidSAC or LiquidDDPG for Box actions)" \
             if isinstance(space, gym.spaces.Box) else ""
         raise ValueError(f"action space {space} is not supported by {agent}: it needs a "
-                         f"Discrete action space{hint}")
+                         f"Discrete or MultiDiscrete action space{hint}")
     return space
 
 
@@ -416,7 +423,10 @@ def capture_env_state(env: VectorEnv) -> dict | None:
     attributes (numbers, arrays, numpy RNGs) — true of Gymnasium's classic-control and toy-text
     envs and of their standard wrappers — as JSON-able data, or ``None`` when it cannot be
     captured (``AsyncVectorEnv``, or envs with physics engines or other opaque state).
-    An :class:`AppendHistory` wrapper's remembered actions and rewards are captured with it."""
+    An :class:`AppendHistory` wrapper's remembered actions and rewards are captured with it;
+    an :class:`EncodeVectorObservation` wrapper holds no state."""
+    if isinstance(env, EncodeVectorObservation):
+        return capture_env_state(env.env)
     if isinstance(env, AppendHistory):
         inner = capture_env_state(env.env)
         if inner is None:
@@ -445,6 +455,9 @@ def capture_env_state(env: VectorEnv) -> dict | None:
 
 def restore_env_state(env: VectorEnv, state: dict) -> None:
     """Put back what :func:`capture_env_state` captured; ``ValueError`` if the env differs."""
+    if isinstance(env, EncodeVectorObservation):
+        restore_env_state(env.env, state)
+        return
     wrapped, saved_wrapped = isinstance(env, AppendHistory), "history" in state
     if wrapped != saved_wrapped:
         raise ValueError(f"the saved env state was captured {'with' if saved_wrapped else 'without'}"

@@ -30,6 +30,8 @@ from velora.callbacks import as_callbacks
 from velora.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from velora.envs import (
     AppendHistory,
+    EncodeObservation,
+    EncodeVectorObservation,
     EnvLike,
     capture_env_state,
     check_action_space,
@@ -43,6 +45,7 @@ from velora.envs import (
 )
 from velora.evaluation import episode_returns
 from velora.logger import RunLogger
+from velora.spaces import describe_space
 
 Hidden = dict[str, torch.Tensor]
 TRANSITIONS_PER_UPDATE = 256  # the default batch, as in SB3: windows are counted in steps
@@ -149,6 +152,8 @@ def describe_action_space(space: gym.Space) -> dict[str, Any]:
     """A JSON description of an action space, to check a checkpoint against an env."""
     if isinstance(space, gym.spaces.Discrete):
         return {"discrete": int(space.n)}
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return {"multi_discrete": space.nvec.tolist(), "start": space.start.tolist()}
     return {"shape": list(space.shape), "low": np.asarray(space.low).tolist(),
             "high": np.asarray(space.high).tolist()}
 
@@ -203,7 +208,8 @@ class OffPolicyAgent:
     * ``hidden_sizes`` — ``{head name: state size}`` of every recurrent head that acts.
     * ``policy_step(obs, hidden, deterministic)`` — one acting step for a batch of
       observations ``(n, obs_dim)``: returns actions in the network's action space
-      (``[-1, 1]`` for Box, indices for Discrete) and the next hidden states.
+      (``(n, act_dim)`` in ``[-1, 1]`` for Box, ``(n,)`` indices from 0 for Discrete,
+      ``(n, len(action_nvec))`` indices from 0 for MultiDiscrete) and the next hidden states.
     * ``update(window)`` — one gradient step from a :class:`Window`; returns logged scalars.
     * ``networks()`` — the modules to save, by name.
 
@@ -286,12 +292,17 @@ class OffPolicyAgent:
             probe = make_env(env)
             single_obs, single_act = probe.observation_space, probe.action_space
             probe.close()
-        self.env_observation_space = check_observation_space(single_obs)
+        # The env's own observation space; any space but a Box is encoded as a flat vector by
+        # this encoder (velora.spaces), around the training env here and in wrap_env.
+        self.env_observation_space: gym.Space = single_obs
+        self.observation_encoder = check_observation_space(single_obs)
         self.action_space = check_action_space(single_act, self.action_kind, type(self).__name__)
         self.env = make_vector_env(env, num_envs, vectorization)
+        if self.observation_encoder is not None:
+            self.env = EncodeVectorObservation(self.env, self.observation_encoder)
         if self.history:
             self.env = AppendHistory(self.env, self.history)
-        # What the networks read: the env's observation, followed by the history inputs.
+        # What the networks read: the env's (encoded) observation, then the history inputs.
         self.observation_space: gym.spaces.Box = self.env.single_observation_space
         self.num_envs = self.env.num_envs
         if self.window_length + self.burn_in > self.buffer_size // self.num_envs:
@@ -300,13 +311,22 @@ class OffPolicyAgent:
                              f"env's share of the buffer ({self.buffer_size // self.num_envs})")
 
         self.obs_dim = int(np.prod(self.observation_space.shape))
+        self.multi_discrete = isinstance(self.action_space, gym.spaces.MultiDiscrete)
         if self.action_kind == "box":
             self.act_dim = int(np.prod(self.action_space.shape))
             self._action_low = self.action_space.low.astype(np.float64).reshape(-1)
             self._action_high = self.action_space.high.astype(np.float64).reshape(-1)
             self._action_scale = (self._action_high - self._action_low) / 2.0
         else:
-            self.act_dim = int(self.action_space.n)
+            # Choices per action dimension: (n,) for Discrete(n), the flat nvec for
+            # MultiDiscrete. act_dim counts the choices of every dimension (one logit each).
+            if self.multi_discrete:
+                self.action_nvec = tuple(int(k) for k in self.action_space.nvec.reshape(-1))
+                self._action_start = self.action_space.start.reshape(-1).astype(np.int64)
+            else:
+                self.action_nvec = (int(self.action_space.n),)
+                self._action_start = np.int64(self.action_space.start)
+            self.act_dim = int(sum(self.action_nvec))
         self.device = torch.device(device)
 
         self.rng = np.random.default_rng(seed)
@@ -379,6 +399,8 @@ class OffPolicyAgent:
         """Uniform random actions in the network's action space, for the warm-up phase."""
         if self.action_kind == "box":
             sample = self.rng.uniform(-1.0, 1.0, size=(n, self.act_dim)).astype(np.float32)
+        elif self.multi_discrete:
+            sample = self.rng.integers(np.asarray(self.action_nvec), size=(n, len(self.action_nvec)))
         else:
             sample = self.rng.integers(self.act_dim, size=n)
         return torch.as_tensor(sample, device=self.device)
@@ -412,10 +434,15 @@ class OffPolicyAgent:
         raise NotImplementedError
 
     def to_env_action(self, actions: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Network-space actions -> the env's own action range (``[-1, 1]`` rescaled)."""
+        """Network-space actions -> the env's own action range (``[-1, 1]`` rescaled; indices
+        from 0 shifted by the space's ``start``, MultiDiscrete ones shaped ``(n, *nvec.shape)``)."""
         a = actions if isinstance(actions, np.ndarray) else actions.detach().cpu().numpy()
         if self.action_kind == "discrete":
-            return a.astype(np.int64)
+            a = a.astype(np.int64)
+            if self.multi_discrete:
+                a = a.reshape(len(a), -1) + self._action_start
+                return a.reshape(len(a), *self.action_space.shape)
+            return a + self._action_start if self._action_start else a
         scaled = self._action_low + (a + 1.0) * self._action_scale  # float64 from here on
         # np.minimum/np.maximum: np.clip's dispatch costs more than the arithmetic here
         np.minimum(np.maximum(scaled, self._action_low, out=scaled), self._action_high, out=scaled)
@@ -438,7 +465,13 @@ class OffPolicyAgent:
             observation: ``obs_shape`` (one) or ``(n, *obs_shape)`` (a batch), where
                 ``obs_shape`` is ``agent.observation_space.shape``: with history inputs, the
                 env's observation followed by the previous action and/or reward — what an env
-                wrapped by :meth:`wrap_env` returns.
+                wrapped by :meth:`wrap_env` returns. For an env whose observation space is not
+                a Box (Discrete, MultiDiscrete, MultiBinary, Tuple, Dict), an agent without
+                history inputs also takes the env's own observation — an int, an integer
+                array, a tuple or a dict — or a batch of them in Gymnasium's vector layout
+                (an array ``(n, ...)`` per part); it is encoded as in training
+                (:mod:`velora.spaces`). Encoded observations are float32 vectors; raw
+                Discrete / MultiDiscrete ones must be integers.
             state: the actor's hidden state from the previous call, ``(n, hidden)``;
                 ``None`` starts from zeros. ``hidden=`` is the same argument by another name.
             episode_start: ``(n,)`` booleans; the state is zeroed where True.
@@ -453,13 +486,7 @@ class OffPolicyAgent:
             if state is not None:
                 raise ValueError("pass the previous hidden state as state= or hidden=, not both")
             state = hidden
-        obs = np.asarray(observation, dtype=np.float32)
-        single = obs.shape == self.observation_space.shape
-        if single:
-            obs = obs[None]
-        elif obs.shape[1:] != self.observation_space.shape:
-            raise ValueError(f"observation must have shape {self.observation_space.shape} or "
-                             f"(n, *{self.observation_space.shape}), got {obs.shape}")
+        obs, single = self._network_observations(observation)
         n = obs.shape[0]
         size = self.hidden_sizes["actor"]
         fast = deterministic and self.device.type == "cpu" and self._numpy_policy_matches()
@@ -488,6 +515,31 @@ class OffPolicyAgent:
                                                     deterministic)
         env_actions = self.to_env_action(actions)
         return (env_actions[0] if single else env_actions), next_hidden["actor"].cpu().numpy()
+
+    def _network_observations(self, observation: Any) -> tuple[np.ndarray, bool]:
+        """What :meth:`predict` was given as ``(n, *observation_space.shape)`` float32, and
+        whether it was one observation (``n == 1``) rather than a batch."""
+        encoder = self.observation_encoder
+        if encoder is not None and encoder.is_raw(observation):
+            if self.history:
+                raise ValueError(
+                    f"observation {observation!r} is the env's own observation, but this agent "
+                    f"also reads its previous {' and '.join(self.history)}: pass observations of "
+                    f"the env wrapped by agent.wrap_env(env), of shape "
+                    f"{self.observation_space.shape}")
+            n = encoder.batch_size(observation)
+            if n is None:
+                return encoder.encode(observation)[None], True
+            return encoder.encode_batch(observation, n), False
+        obs = np.asarray(observation, dtype=np.float32)
+        single = obs.shape == self.observation_space.shape
+        if single:
+            obs = obs[None]
+        elif obs.shape[1:] != self.observation_space.shape:
+            raw = "" if encoder is None else f", or the env's own observations of {encoder.space}"
+            raise ValueError(f"observation must have shape {self.observation_space.shape} or "
+                             f"(n, *{self.observation_space.shape}){raw}, got {obs.shape}")
+        return obs, single
 
     def deterministic_action_numpy(self, obs: np.ndarray, h: np.ndarray
                                    ) -> tuple[np.ndarray, np.ndarray]:
@@ -549,20 +601,32 @@ class OffPolicyAgent:
         """``env`` with the agent's history inputs appended to its observation
         (:func:`velora.envs.with_history`), so that :meth:`predict` can read it, e.g. in SB3's
         ``evaluate_policy``. An env that already has them, or any env when the agent has none,
-        is returned as is."""
+        is returned as is. An env observing the agent's non-Box space gets its observations
+        encoded first (:class:`velora.spaces.EncodeObservation`), exactly as in training."""
+        if self.observation_encoder is not None and not isinstance(env.observation_space,
+                                                                   gym.spaces.Box):
+            if describe_space(env.observation_space) != describe_space(self.env_observation_space):
+                raise ValueError(f"env observes {env.observation_space}, but this agent reads "
+                                 f"{self.env_observation_space}")
+            return with_history(EncodeObservation(env, self.observation_encoder), self.history)
         if env.observation_space.shape == self.observation_space.shape:
             return env
         if env.observation_space.shape != self.env_observation_space.shape:
             raise ValueError(f"env has observations of shape {env.observation_space.shape}, but "
-                             f"this agent reads {self.env_observation_space.shape} (or "
+                             f"this agent reads {self.env_observation_space} (or "
                              f"{self.observation_space.shape} with its history inputs "
                              f"{self.history})")
         return with_history(env, self.history)
 
     # ------------------------------------------------------------------ replay
     def make_buffer(self) -> ReplayBuffer:
-        action_space = (gym.spaces.Box(-1.0, 1.0, (self.act_dim,), np.float32)
-                        if self.action_kind == "box" else self.action_space)
+        # Actions as the networks give them: [-1, 1] boxes, or indices from 0.
+        if self.action_kind == "box":
+            action_space = gym.spaces.Box(-1.0, 1.0, (self.act_dim,), np.float32)
+        elif self.multi_discrete:
+            action_space = gym.spaces.MultiDiscrete(self.action_nvec)
+        else:
+            action_space = gym.spaces.Discrete(self.act_dim)
         obs_space = gym.spaces.Box(-np.inf, np.inf, (self.obs_dim,), np.float32)
         return ReplayBuffer(self.buffer_size, obs_space, action_space,
                             hidden_sizes=self.hidden_sizes, num_envs=self.num_envs,
@@ -842,6 +906,8 @@ class OffPolicyAgent:
             "config": self.config,
             "env_id": self.env_id,
             "observation_shape": list(self.observation_space.shape),
+            "observation_space": describe_space(self.env_observation_space),
+            "observation_space_repr": str(self.env_observation_space),
             "action": describe_action_space(self.action_space),
             "hidden_sizes": self.hidden_sizes,
             "counters": {"num_timesteps": self.num_timesteps, "num_updates": self.num_updates,
@@ -903,6 +969,15 @@ class OffPolicyAgent:
         if meta["agent"] != type(self).__name__:
             raise ValueError(f"checkpoint {str(path)!r} holds a {meta['agent']}, not a "
                              f"{type(self).__name__}")
+        # Encoded (non-Box) observation spaces must match exactly; two Boxes go to the shape
+        # check below. Older checkpoints have no "observation_space".
+        saved_space, space = meta.get("observation_space"), describe_space(self.env_observation_space)
+        if saved_space is not None and saved_space != space and \
+                (saved_space.get("type"), space["type"]) != ("Box", "Box"):
+            raise ValueError(
+                f"checkpoint {str(path)!r} was trained on observation space "
+                f"{meta.get('observation_space_repr', saved_space)}, but this env observes "
+                f"{self.env_observation_space}")
         if list(meta["observation_shape"]) != list(self.observation_space.shape) or \
                 meta["action"] != describe_action_space(self.action_space):
             raise ValueError(

@@ -103,7 +103,8 @@ class LiquidSAC(OffPolicyAgent):
             (``""``); ``None``: none, or ``"action,reward"`` in sequence mode. Recurrent
             agents for partially observable tasks read both (Ni et al., 2022): the reward
             often reveals what the observation hides. The env's observation is followed by
-            the previous env action (Discrete: one-hot) and reward, zeros after a reset;
+            the previous env action (Discrete: one-hot; MultiDiscrete: concatenated one-hots)
+            and reward, zeros after a reset;
             ``agent.observation_space`` is what the networks read and :meth:`wrap_env` gives
             any env the same observation.
         buffer_size: transitions kept, over all envs.

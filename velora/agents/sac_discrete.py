@@ -1,5 +1,5 @@
 """Liquid discrete SAC: Soft Actor-Critic for Discrete actions (Christodoulou, 2019) with
-liquid NCP actor and critics.
+liquid NCP actor and critics, and for MultiDiscrete actions as independent categoricals.
 
 Read top to bottom:
 
@@ -10,6 +10,27 @@ Read top to bottom:
    critics advance their memory on the same observations.
 3. ``update``: ``burn_in_states`` -> ``critic_loss`` -> ``actor_loss`` -> ``entropy_loss`` ->
    targets. With a discrete policy every expectation over actions is an exact sum.
+
+MultiDiscrete actions ``nvec = (n_1, ..., n_D)``: the policy is a product of independent
+categoricals ``pi(a|o) = prod_d pi_d(a_d|o)`` (one block of ``n_d`` logits per dimension) and
+the critics have one block of ``n_d`` Q-values per dimension, ``Q_d(o, a_d)``: each estimates
+the soft return of the whole action, marginalised over the other dimensions under the policy
+(action branching, Tavakoli et al. 2018, with soft values). Then, with ``H_d`` the entropy of
+``pi_d``:
+
+* the joint entropy is ``sum_d H_d``; the target is ``target_entropy_scale * sum_d log(n_d)``
+  (the scale times the maximum joint entropy, as for Discrete on the product space), and one
+  alpha moves ``sum_d H_d`` towards it;
+* soft value: ``V(o') = sum_d sum_a pi_d(a|o') [min_k Q'_{k,d}(o', a) / D - alpha log pi_d(a|o')]``
+  (the mean over dimensions of ``E_{pi_d} Q'_d``, which each estimates ``E_pi Q'``, plus
+  ``alpha`` times the joint entropy);
+* critic loss: every dimension's Q of the taken ``a_d`` regresses onto the same target
+  ``r + gamma V(o')``; squared errors are summed over dimensions and critics;
+* actor loss: ``sum_d sum_a pi_d(a|o) (alpha log pi_d(a|o) - min_k Q_{k,d}(o, a))``, whose
+  gradient is that of the joint soft objective when each ``Q_d`` is the marginal above.
+
+With one dimension every formula is the Discrete one (``MultiDiscrete([n])`` trains exactly
+as ``Discrete(n)``, the action only shaped ``(1,)``).
 """
 
 from __future__ import annotations
@@ -43,9 +64,13 @@ from velora.optim import adam
 class LiquidSACDiscrete(OffPolicyAgent):
     """Discrete-action SAC with liquid NCP actor and twin liquid NCP critics.
 
+    Takes Discrete or MultiDiscrete actions (independent categoricals per dimension, see the
+    module docstring).
+
     Arguments as :class:`~velora.agents.LiquidSAC`, except:
         target_entropy_scale: the entropy target is ``target_entropy_scale * log(n_actions)``
-            (the maximum entropy times this fraction).
+            (the maximum entropy times this fraction); for MultiDiscrete actions
+            ``target_entropy_scale * sum_d log(nvec[d])``, the maximum joint entropy times it.
     """
 
     algorithm = "sac_discrete"
@@ -98,7 +123,8 @@ class LiquidSACDiscrete(OffPolicyAgent):
         def seed_of(k: int) -> int | None:
             return None if seed is None else seed + k
 
-        # 1. Networks: actor -> logits; two critics -> Q(observation, every action).
+        # 1. Networks: actor -> logits; two critics -> Q(observation, every action). For
+        # MultiDiscrete actions, one block of logits / Q-values per dimension, concatenated.
         n_actions = self.act_dim
         self.actor = LiquidNCPNetwork(self.obs_dim, self.n_neurons, n_actions,
                                       sparsity_level=self.sparsity_level, seed=seed_of(0),
@@ -109,7 +135,10 @@ class LiquidSACDiscrete(OffPolicyAgent):
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
         self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critics.hidden_size}
 
-        self.target_entropy = target_entropy_scale * math.log(n_actions)
+        self.target_entropy = target_entropy_scale * sum(math.log(n) for n in self.action_nvec)
+        # Where each dimension's block starts in the concatenated logits / Q-values.
+        self._offsets = torch.as_tensor(np.cumsum((0, *self.action_nvec[:-1])),
+                                        device=self.device)
         self.log_alpha = torch.tensor(math.log(init_alpha), device=self.device,
                                       requires_grad=True)
         self.actor_optimizer = adam(self.actor.parameters(), lr=actor_lr)
@@ -124,20 +153,38 @@ class LiquidSACDiscrete(OffPolicyAgent):
         return {"actor": self.actor, "critics": self.critics,
                 "critic_targets": self.critic_targets}
 
+    # ---------------------------------------------------------------- per-dimension blocks
+    def blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``(..., act_dim)`` -> one ``(..., n_d)`` block per action dimension (``[x]`` for
+        Discrete actions)."""
+        return list(torch.split(x, self.action_nvec, dim=-1)) if self.multi_discrete else [x]
+
+    def log_policy(self, logits: torch.Tensor) -> torch.Tensor:
+        """``log pi`` of every action ``(..., act_dim)``: a log-softmax per dimension's block."""
+        if not self.multi_discrete:
+            return F.log_softmax(logits, dim=-1)
+        return torch.cat([F.log_softmax(block, dim=-1) for block in self.blocks(logits)], dim=-1)
+
     # ---------------------------------------------------------------- 2. acting
     def policy_step(self, obs: torch.Tensor, hidden: Hidden, deterministic: bool
                     ) -> tuple[torch.Tensor, Hidden]:
+        """Actions ``(n,)`` (Discrete) or ``(n, D)`` (MultiDiscrete), indices from 0."""
         logits, h_actor = self.actor.step(obs, hidden["actor"])
         if deterministic:
-            action = logits.argmax(dim=-1)
+            choices = [block.argmax(dim=-1) for block in self.blocks(logits)]
         else:
-            action = torch.distributions.Categorical(logits=logits).sample()
+            choices = [torch.distributions.Categorical(logits=block).sample()
+                       for block in self.blocks(logits)]
+        action = torch.stack(choices, dim=-1) if self.multi_discrete else choices[0]
         return action, {"actor": h_actor}
 
     def deterministic_action_numpy(self, obs: np.ndarray, h: np.ndarray
                                    ) -> tuple[np.ndarray, np.ndarray]:
         logits, h_actor = self.actor.step_numpy(obs, h)
-        return logits.argmax(axis=-1), h_actor
+        if not self.multi_discrete:
+            return logits.argmax(axis=-1), h_actor
+        blocks = np.split(logits, np.cumsum(self.action_nvec)[:-1], axis=-1)
+        return np.stack([block.argmax(axis=-1) for block in blocks], axis=-1), h_actor
 
     def memory_step(self, obs: torch.Tensor, actions: torch.Tensor, hidden: Hidden) -> Hidden:
         return {"critic": self.critics.step(obs, hidden["critic"])[1]}
@@ -159,22 +206,30 @@ class LiquidSACDiscrete(OffPolicyAgent):
     def critic_loss(self, w: Window, states: dict[str, torch.Tensor], actor_h_seq: torch.Tensor
                     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Soft Bellman error; the next state's value is the exact expectation
-        ``sum_a pi(a|o') [min_k Q'_k(o', a) - alpha log pi(a|o')]``. Returns the loss, both
-        critics' Q-values for every action ``(2, batch, time, n_actions)`` and logs."""
+        ``sum_a pi(a|o') [min_k Q'_k(o', a) - alpha log pi(a|o')]`` (MultiDiscrete: summed
+        over dimensions with ``Q'`` divided by ``D``, see the module docstring). Returns the
+        loss, both critics' Q-values for every action ``(2, batch, time, act_dim)`` and logs."""
         batch, time, members = w.batch_size, w.length, self.critics.n_members
         with torch.no_grad():
             next_obs = merge_time(w.next_observations)
             next_logits, _ = self.actor.step(next_obs, merge_time(actor_h_seq))
-            next_log_pi = F.log_softmax(next_logits, dim=-1)
+            next_log_pi = self.log_policy(next_logits)
             _, target_h_seq = self.critic_targets.unroll(w.observations, states["targets"], w.resets)
             target_q, _ = self.critic_targets.step_members(
                 next_obs, target_h_seq.reshape(members, batch * time, -1))
-            next_value = (next_log_pi.exp() * (target_q.min(dim=0).values
-                                               - self.alpha * next_log_pi)).sum(dim=-1)
+            next_q = target_q.min(dim=0).values
+            if self.multi_discrete:  # each dimension's E_pi_d Q'_d estimates E_pi Q': average
+                next_q = next_q / len(self.action_nvec)
+            next_value = (next_log_pi.exp() * (next_q - self.alpha * next_log_pi)).sum(dim=-1)
             next_value = next_value.view(batch, time).masked_fill_(w.terminated, 0.0)
             target = w.rewards + next_value.mul_(self.gamma)  # nothing follows a terminal state
 
         q_all, _ = self.critics.unroll(w.observations, states["critics"], w.resets)
+        if self.multi_discrete:  # every dimension's Q of its taken action, against one target
+            taken = (w.actions.long() + self._offsets)[None].expand(members, -1, -1, -1)
+            q = q_all.gather(-1, taken)  # (2, batch, time, D)
+            loss = w.masked_mean((q - target.unsqueeze(-1)).pow(2).sum(dim=-1).sum(dim=0))
+            return loss, q_all, {"mean_q": w.masked_mean(q[0].mean(dim=-1)).detach()}
         taken = w.actions.long()[None, ..., None].expand(members, -1, -1, -1)
         q = q_all.gather(-1, taken).squeeze(-1)  # (2, batch, time)
         loss = w.masked_mean((q - target).pow(2).sum(dim=0))
@@ -182,16 +237,18 @@ class LiquidSACDiscrete(OffPolicyAgent):
 
     def actor_loss(self, w: Window, actor_out: torch.Tensor, q_all: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``E_o[ sum_a pi(a|o) (alpha log pi(a|o) - min_k Q_k(o, a)) ]``; the critics' values
-        come from their own unrolls (detached). Returns the loss, probabilities and
-        log-probabilities (for the entropy loss)."""
-        log_pi = F.log_softmax(actor_out, dim=-1)
+        """``E_o[ sum_a pi(a|o) (alpha log pi(a|o) - min_k Q_k(o, a)) ]`` (MultiDiscrete: the
+        sum runs over every dimension's actions); the critics' values come from their own
+        unrolls (detached). Returns the loss, probabilities and log-probabilities (for the
+        entropy loss), ``(batch, time, act_dim)`` each."""
+        log_pi = self.log_policy(actor_out)
         pi = log_pi.exp()
         q = q_all.detach().min(dim=0).values
         return w.masked_mean((pi * (self.alpha * log_pi - q)).sum(dim=-1)), pi, log_pi
 
     def entropy_loss(self, w: Window, pi: torch.Tensor, log_pi: torch.Tensor) -> torch.Tensor:
-        """Move alpha so the policy's entropy approaches ``target_entropy``."""
+        """Move alpha so the policy's entropy (MultiDiscrete: the joint entropy, the sum of
+        every dimension's) approaches ``target_entropy``."""
         entropy = -(pi.detach() * log_pi.detach()).sum(dim=-1)
         return w.masked_mean(self.log_alpha * (entropy - self.target_entropy))
 

@@ -45,7 +45,8 @@ class Transitions:
 
     Attributes:
         observations: ``(B, *obs_shape)`` float32.
-        actions: ``(B, *act_shape)`` float32 for Box actions, ``(B,)`` int64 for Discrete.
+        actions: ``(B, *act_shape)`` float32 for Box actions, ``(B,)`` int64 for Discrete,
+            ``(B, *nvec.shape)`` int64 for MultiDiscrete.
         rewards: ``(B,)`` float32.
         next_observations: ``(B, *obs_shape)`` float32.
         terminated: ``(B,)`` bool.
@@ -76,7 +77,8 @@ class SequenceBatch:
 
     Attributes:
         observations: ``(B, L, *obs_shape)`` float32.
-        actions: ``(B, L, *act_shape)`` float32 (Box) or ``(B, L)`` int64 (Discrete).
+        actions: ``(B, L, *act_shape)`` float32 (Box), ``(B, L)`` int64 (Discrete) or
+            ``(B, L, *nvec.shape)`` int64 (MultiDiscrete).
         rewards: ``(B, L)`` float32.
         next_observations: ``(B, L, *obs_shape)`` float32.
         terminated: ``(B, L)`` bool; True on padded steps so nothing bootstraps from them.
@@ -182,8 +184,9 @@ class ReplayBuffer:
             time-ordered stream of ``capacity // num_envs`` steps; :attr:`capacity` reports
             that rounded-down total. Must be ``>= num_envs``.
         observation_space: a ``gym.spaces.Box``; observations are stored as float32.
-        action_space: a ``gym.spaces.Box`` (stored float32) or ``gym.spaces.Discrete``
-            (stored int64, shape ``()`` per env).
+        action_space: a ``gym.spaces.Box`` (stored float32), ``gym.spaces.Discrete``
+            (stored int64, shape ``()`` per env) or ``gym.spaces.MultiDiscrete`` (stored int64,
+            shape ``nvec.shape`` per env).
         hidden_sizes: head name -> hidden-state width, e.g. ``{"actor": 32, "critic": 32}``.
             Empty or None stores no hidden state.
         num_envs: number of environments stepped together by :meth:`add`.
@@ -203,7 +206,7 @@ class ReplayBuffer:
         self,
         capacity: int,
         observation_space: gym.spaces.Box,
-        action_space: gym.spaces.Box | gym.spaces.Discrete,
+        action_space: gym.spaces.Box | gym.spaces.Discrete | gym.spaces.MultiDiscrete,
         hidden_sizes: Mapping[str, int] | None = None,
         num_envs: int = 1,
         device: str | torch.device = "cpu",
@@ -221,10 +224,11 @@ class ReplayBuffer:
             raise ValueError(
                 f"observation_space must be a gymnasium.spaces.Box, got {observation_space!r}"
             )
-        if not isinstance(action_space, gym.spaces.Box | gym.spaces.Discrete):
+        if not isinstance(action_space, gym.spaces.Box | gym.spaces.Discrete
+                          | gym.spaces.MultiDiscrete):
             raise ValueError(
-                "action_space must be a gymnasium.spaces.Box or gymnasium.spaces.Discrete, "
-                f"got {action_space!r}"
+                "action_space must be a gymnasium.spaces.Box, gymnasium.spaces.Discrete or "
+                f"gymnasium.spaces.MultiDiscrete, got {action_space!r}"
             )
         if hidden_sizes is None:
             hidden_sizes = {}
@@ -250,10 +254,18 @@ class ReplayBuffer:
         self._action_space = action_space
         self._hidden_sizes = sizes
         self._check_finite = bool(check_finite)
-        self._discrete = isinstance(action_space, gym.spaces.Discrete)
+        self._multi_discrete = isinstance(action_space, gym.spaces.MultiDiscrete)
+        self._discrete = isinstance(action_space, gym.spaces.Discrete) or self._multi_discrete
         self._obs_shape: tuple[int, ...] = tuple(int(d) for d in observation_space.shape)
-        if self._discrete:
-            self._act_shape: tuple[int, ...] = ()
+        self._act_low: int | np.ndarray
+        self._act_high: int | np.ndarray
+        self._act_shape: tuple[int, ...]
+        if self._multi_discrete:
+            self._act_shape = tuple(int(d) for d in action_space.shape)
+            self._act_low = action_space.start.astype(np.int64)
+            self._act_high = self._act_low + action_space.nvec.astype(np.int64)  # exclusive
+        elif self._discrete:
+            self._act_shape = ()
             self._act_low = int(action_space.start)
             self._act_high = int(action_space.start) + int(action_space.n)  # exclusive
         else:
@@ -301,7 +313,7 @@ class ReplayBuffer:
         return self._observation_space
 
     @property
-    def action_space(self) -> gym.spaces.Box | gym.spaces.Discrete:
+    def action_space(self) -> gym.spaces.Box | gym.spaces.Discrete | gym.spaces.MultiDiscrete:
         return self._action_space
 
     @property
@@ -381,7 +393,8 @@ class ReplayBuffer:
 
         Args:
             obs: ``(num_envs, *obs_shape)`` observation each env acted on.
-            action: ``(num_envs, *act_shape)``; Discrete: ``(num_envs,)`` integers.
+            action: ``(num_envs, *act_shape)``; Discrete: ``(num_envs,)`` integers;
+                MultiDiscrete: ``(num_envs, *nvec.shape)`` integers.
             reward: ``(num_envs,)``.
             next_obs: ``(num_envs, *obs_shape)`` observation after the step (the final
                 observation when the episode ended, not the reset one).
@@ -440,15 +453,25 @@ class ReplayBuffer:
         if not self._discrete:
             arr = self._checked("action", action, (n, *self._act_shape), "(num_envs, *act_shape)")
             return _as_float32(arr)
-        arr = self._checked("action", action, (n,), "(num_envs,) for a Discrete action space")
+        if self._multi_discrete:
+            arr = self._checked("action", action, (n, *self._act_shape),
+                                "(num_envs, *nvec.shape) for a MultiDiscrete action space")
+        else:
+            arr = self._checked("action", action, (n,), "(num_envs,) for a Discrete action space")
+        kind = "MultiDiscrete" if self._multi_discrete else "Discrete"
         if arr.dtype.kind not in "iu":
             raise ValueError(
-                f"action must have an integer dtype for a Discrete action space, "
+                f"action must have an integer dtype for a {kind} action space, "
                 f"got dtype {arr.dtype}"
             )
         bad = (arr < self._act_low) | (arr >= self._act_high)
         if bad.any():
-            env = int(np.argmax(bad))
+            env = int(np.argwhere(bad)[0][0])
+            if self._multi_discrete:
+                raise ValueError(
+                    f"action for env {env} is {arr[env].tolist()}, expected integers in "
+                    f"[{self._act_low.tolist()}, {(self._act_high - 1).tolist()}]"
+                )
             raise ValueError(
                 f"action for env {env} is {int(arr[env])}, expected an integer in "
                 f"[{self._act_low}, {self._act_high - 1}]"
@@ -623,8 +646,14 @@ class ReplayBuffer:
     # ------------------------------------------------------------------ persistence
     def _metadata(self) -> dict[str, Any]:
         obs_space = self._observation_space
-        if self._discrete:
+        if self._multi_discrete:
             act: dict[str, Any] = {
+                "type": "MultiDiscrete",
+                "nvec": self._action_space.nvec.tolist(),
+                "start": self._action_space.start.tolist(),
+            }
+        elif self._discrete:
+            act = {
                 "type": "Discrete",
                 "n": int(self._action_space.n),
                 "start": int(self._action_space.start),
@@ -774,9 +803,13 @@ class ReplayBuffer:
             if list(observation_space.shape) != obs_meta["shape"]:
                 raise fail("observation bounds do not match the recorded shape")
             act_meta = field("action_space", dict)
-            action_space: gym.spaces.Box | gym.spaces.Discrete
+            action_space: gym.spaces.Box | gym.spaces.Discrete | gym.spaces.MultiDiscrete
             if act_meta["type"] == "Discrete":
                 action_space = gym.spaces.Discrete(int(act_meta["n"]), start=int(act_meta["start"]))
+            elif act_meta["type"] == "MultiDiscrete":
+                action_space = gym.spaces.MultiDiscrete(
+                    np.asarray(act_meta["nvec"], dtype=np.int64),
+                    start=np.asarray(act_meta["start"], dtype=np.int64))
             elif act_meta["type"] == "Box":
                 action_space = gym.spaces.Box(
                     low=entry("act_low"), high=entry("act_high"), dtype=np.dtype(act_meta["dtype"])
