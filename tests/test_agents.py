@@ -475,7 +475,7 @@ def test_sequence_mode_has_the_partial_observability_defaults_and_explicit_value
         cls, stored_critic):
     stored = cls("Pendulum-v1", seed=0)
     assert (stored.n_neurons, stored.critic_neurons, stored.sparsity_level,
-            stored.gradient_steps, stored.gamma) == (24, stored_critic, 0.5, 1, 0.99)
+            stored.gradient_steps, stored.gamma) == (16, stored_critic, 0.5, 1, 0.99)
     assert (stored.window_length, stored.burn_in_steps) == (1, 8)  # one step after 8 burn-in
     assert critic_circuit_size(stored) == stored_critic
     assert stored.config["critic_neurons"] == stored_critic

@@ -59,7 +59,7 @@ ReplayMode = Literal["stored_state", "sequence"]
 # (LiquidDDPG's single critic asks for 64 in both modes).
 REPLAY_MODE_DEFAULTS: dict[str, tuple[int | float | str, int | float | str]] = {
     "history": ("", "action,reward"),
-    "n_neurons": (24, 32),
+    "n_neurons": (16, 32),
     "critic_neurons": (48, 64),
     "sparsity_level": (0.5, 0.2),
     "gradient_steps": (1, 2),

@@ -79,7 +79,7 @@ class LiquidSAC(OffPolicyAgent):
     Args:
         env: a ``gymnasium.Env``, an env id (``"Pendulum-v1"``), or a
             ``gymnasium.vector.VectorEnv`` in any autoreset mode.
-        n_neurons: actor circuit size (inter + command neurons); ``None``: 24, or 32 in
+        n_neurons: actor circuit size (inter + command neurons); ``None``: 16, or 32 in
             sequence mode.
         critic_neurons: each critic's circuit size; ``None``: 48, or 64 in sequence mode.
         sparsity_level: fraction of possible synapses left out of every circuit; ``None``:
