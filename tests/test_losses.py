@@ -447,6 +447,25 @@ def test_critic_gradients_stop_at_the_burnt_in_state(cls, monkeypatch):
         torch.testing.assert_close(got, param.grad, rtol=1e-4, atol=1e-6)
 
 
+# ----------------------------------------------------------------------------- sampling
+def test_squashed_gaussian_is_tanh_of_a_reparameterised_normal_with_its_exact_log_prob(
+        monkeypatch):
+    from velora.agents.sac import squashed_gaussian
+
+    gen = torch.Generator().manual_seed(4)
+    out = 2 * torch.randn(2, 4, 6, generator=gen)  # (batch, time, 2 * act_dim), act_dim = 3
+    noise = torch.randn(2, 4, 3, generator=gen)
+    with noise_from([noise], monkeypatch) as left:
+        action, log_prob = squashed_gaussian(out)
+    assert not left
+    expected_action, expected_log_prob = squashed_sample(out, noise)
+    torch.testing.assert_close(action, expected_action, **TIGHT)
+    torch.testing.assert_close(log_prob, expected_log_prob, rtol=1e-5, atol=1e-5)
+    mean_action, zero = squashed_gaussian(out, deterministic=True)
+    torch.testing.assert_close(mean_action, torch.tanh(out[..., :3]), rtol=0, atol=0)
+    assert zero.shape == (2, 4) and torch.count_nonzero(zero) == 0
+
+
 # ----------------------------------------------------------------------------- targets
 @pytest.mark.parametrize(("cls", "replay"), AGENT_MODES)
 def test_polyak_moves_each_target_parameter_by_tau_of_its_gap_to_the_online_network(
