@@ -44,7 +44,7 @@ from velora.agents.base import OffPolicyAgent, Window
 AGENTS = (LiquidSAC, LiquidDDPG, LiquidSACDiscrete)
 REPLAYS = ("stored_state", "sequence")
 GAMMA, TAU, INIT_ALPHA, ALPHA_LR = 0.9, 0.25, 0.5, 0.01
-SEQ_LEN, BURN_IN = 3, 1
+SEQ_LEN, BURN_IN = 3, 2
 # velora's squashing of the SAC actor's raw log-std output into [LOG_STD_MIN, LOG_STD_MAX]
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 TIGHT: dict[str, float] = {"rtol": 1e-5, "atol": 1e-6}
@@ -79,9 +79,10 @@ def hand_window(agent: OffPolicyAgent) -> Window:
     Stored-state mode, four one-step windows: a plain step, a terminated step, a truncated
     step (not terminated: it bootstraps) and the first step of an episode (zero stored state).
 
-    Sequence mode, two windows of ``BURN_IN + SEQ_LEN = 4`` steps (step 0 is burn-in):
-    row 0 — plain, plain, terminated, episode start; row 1 — plain, truncated, episode start,
-    padding (``valid`` False, stored as terminated, as the buffer pads).
+    Sequence mode, two windows of ``BURN_IN + SEQ_LEN = 5`` steps (steps 0 and 1 are burn-in):
+    row 0 — burn-in, burn-in, plain, terminated, episode start; row 1 — burn-in ending an
+    episode, burn-in starting the next, truncated, episode start, padding (``valid`` False,
+    stored as terminated, as the buffer pads).
     """
     gen = torch.Generator().manual_seed(2)
     sequence = agent.replay == "sequence"
@@ -99,17 +100,20 @@ def hand_window(agent: OffPolicyAgent) -> Window:
     valid = torch.ones(batch, time, dtype=torch.bool)
     if sequence:
         resets = torch.zeros(batch, time, dtype=torch.bool)
-        terminated[0, 2] = True
-        resets[0, 3] = True
-        resets[1, 2] = True  # after the truncated step 1
-        valid[1, 3] = False
-        terminated[1, 3] = True
-        obs[1, 3], next_obs[1, 3], rewards[1, 3] = 0.0, 0.0, 0.0
-        actions[1, 3] = 0
+        terminated[0, 3] = True
+        resets[0, 4] = True
+        terminated[1, 0] = True
+        resets[1, 1] = True  # an episode starts inside the burn-in
+        resets[1, 3] = True  # after the truncated step 2
+        valid[1, 4] = False
+        terminated[1, 4] = True
+        obs[1, 4], next_obs[1, 4], rewards[1, 4] = 0.0, 0.0, 0.0
+        actions[1, 4] = 0
         # within an episode the next observation is the next step's observation
-        for b, t in ((0, 0), (0, 1), (1, 0), (1, 2)):
-            if t + 1 < time and not resets[b, t + 1]:
-                next_obs[b, t] = obs[b, t + 1]
+        for b in range(batch):
+            for t in range(time - 1):
+                if not resets[b, t + 1] and valid[b, t + 1]:
+                    next_obs[b, t] = obs[b, t + 1]
     else:
         resets = None
         terminated[1, 0] = True
@@ -187,7 +191,7 @@ def sac_reference(agent: LiquidSAC, before: dict[str, nn.Module], w: Window, noi
     k = agent.burn_in_steps
     train_len = w.length - k
     alpha, log_alpha = math.exp(float(before["log_alpha"])), before["log_alpha"]
-    critic_terms, actor_terms, alpha_terms, log_probs = [], [], [], []
+    critic_terms, actor_terms, alpha_terms, log_probs, first_q = [], [], [], [], []
     for b, t, reset, training in steps(w, k):
         if t == 0:
             h_a, h_c, h_t = (w.hiddens["actor"][b:b + 1], w.hiddens["critic"][b:b + 1],
@@ -214,6 +218,7 @@ def sac_reference(agent: LiquidSAC, before: dict[str, nn.Module], w: Window, noi
             target = w.rewards[b, t] + GAMMA * value
         valid = bool(w.valid[b, t])
         critic_terms.append((((q.flatten() - target) ** 2).sum(), valid))
+        first_q.append((q.flatten()[0].detach(), valid))
         action, log_p = squashed_sample(out, noise[1][b, i])
         with torch.no_grad():
             q_pi = agent.critics.step(torch.cat([o, action], dim=-1), h_c_before)[0].min()
@@ -221,7 +226,7 @@ def sac_reference(agent: LiquidSAC, before: dict[str, nn.Module], w: Window, noi
         alpha_terms.append((-log_alpha * (log_p[0] + agent.target_entropy), valid))
         log_probs.append((log_p[0], valid))
     return {"critic_loss": masked_mean(critic_terms), "actor_loss": masked_mean(actor_terms),
-            "ent_coef_loss": masked_mean(alpha_terms),
+            "ent_coef_loss": masked_mean(alpha_terms), "mean_q": masked_mean(first_q),
             # d(entropy loss) / d(log alpha): the mean of -(log pi + target entropy)
             "log_alpha_grad": -(masked_mean(log_probs) + agent.target_entropy)}
 
@@ -232,7 +237,7 @@ def ddpg_reference(agent: LiquidDDPG, before: dict[str, nn.Module], w: Window, n
     actor, critic = before["actor"], before["critic"]
     actor_t, critic_t = before["actor_target"], before["critic_target"]
     k = agent.burn_in_steps
-    critic_terms, actor_terms = [], []
+    critic_terms, actor_terms, first_q = [], [], []
     for b, t, reset, training in steps(w, k):
         if t == 0:
             h_a = h_at = w.hiddens["actor"][b:b + 1]
@@ -256,10 +261,12 @@ def ddpg_reference(agent: LiquidDDPG, before: dict[str, nn.Module], w: Window, n
             target = w.rewards[b, t] + GAMMA * (0.0 if w.terminated[b, t] else q_next)
         valid = bool(w.valid[b, t])
         critic_terms.append(((q[0, 0] - target) ** 2, valid))
+        first_q.append((q[0, 0].detach(), valid))
         with torch.no_grad():
             q_pi = agent.critic.step(torch.cat([o, torch.tanh(out)], dim=-1), h_c_before)[0]
         actor_terms.append((-q_pi[0, 0], valid))
-    return {"critic_loss": masked_mean(critic_terms), "actor_loss": masked_mean(actor_terms)}
+    return {"critic_loss": masked_mean(critic_terms), "actor_loss": masked_mean(actor_terms),
+            "mean_q": masked_mean(first_q)}
 
 
 def discrete_sac_reference(agent: LiquidSACDiscrete, before: dict[str, nn.Module], w: Window,
@@ -270,7 +277,7 @@ def discrete_sac_reference(agent: LiquidSACDiscrete, before: dict[str, nn.Module
     actor, critics, targets = before["actor"], before["critics"], before["critic_targets"]
     k = agent.burn_in_steps
     alpha, log_alpha = math.exp(float(before["log_alpha"])), before["log_alpha"]
-    critic_terms, actor_terms, alpha_terms, entropies = [], [], [], []
+    critic_terms, actor_terms, alpha_terms, entropies, first_q = [], [], [], [], []
     for b, t, reset, training in steps(w, k):
         if t == 0:
             h_a, h_c, h_t = (w.hiddens["actor"][b:b + 1], w.hiddens["critic"][b:b + 1],
@@ -292,6 +299,7 @@ def discrete_sac_reference(agent: LiquidSACDiscrete, before: dict[str, nn.Module
         valid = bool(w.valid[b, t])
         taken = int(w.actions[b, t])
         critic_terms.append((((q_all[:, 0, taken] - target) ** 2).sum(), valid))
+        first_q.append((q_all[0, 0, taken].detach(), valid))
         log_pi = F.log_softmax(logits[0], dim=-1)
         q_min = q_all.detach()[:, 0].min(dim=0).values
         actor_terms.append(((log_pi.exp() * (alpha * log_pi - q_min)).sum(), valid))
@@ -299,7 +307,7 @@ def discrete_sac_reference(agent: LiquidSACDiscrete, before: dict[str, nn.Module
         alpha_terms.append((log_alpha * (entropy - agent.target_entropy), valid))
         entropies.append((entropy, valid))
     return {"critic_loss": masked_mean(critic_terms), "actor_loss": masked_mean(actor_terms),
-            "ent_coef_loss": masked_mean(alpha_terms),
+            "ent_coef_loss": masked_mean(alpha_terms), "mean_q": masked_mean(first_q),
             # d(entropy loss) / d(log alpha): the mean of (entropy - target entropy)
             "log_alpha_grad": masked_mean(entropies) - agent.target_entropy}
 
@@ -373,8 +381,8 @@ def test_entropy_coefficient_loss_equals_the_reference(cls, replay, monkeypatch)
 def test_terminated_steps_do_not_bootstrap_and_truncated_steps_do(cls, replay, monkeypatch):
     """Moving the next observation of a terminated step leaves the critic loss as it was;
     moving a truncated step's changes it."""
-    terminated = (0, 2) if replay == "sequence" else (1, 0)
-    truncated = (1, 1) if replay == "sequence" else (2, 0)
+    terminated = (0, 3) if replay == "sequence" else (1, 0)
+    truncated = (1, 2) if replay == "sequence" else (2, 0)
     losses = []
     for moved in (None, terminated, truncated):
         agent = make_agent(cls, replay)
@@ -386,6 +394,19 @@ def test_terminated_steps_do_not_bootstrap_and_truncated_steps_do(cls, replay, m
             losses.append(agent.update(window)["critic_loss"])
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-7, atol=1e-7)
     assert not torch.allclose(losses[2], losses[0], rtol=1e-4)
+
+
+@pytest.mark.parametrize(("cls", "replay"), AGENT_MODES)
+def test_update_logs_its_losses_the_first_critics_mean_q_and_the_new_entropy_coefficient(
+        cls, replay, monkeypatch):
+    agent, _, logs, reference = update_and_reference(cls, replay, monkeypatch)
+    expected = {"critic_loss", "actor_loss", "mean_q"}
+    if cls is not LiquidDDPG:
+        expected |= {"ent_coef", "ent_coef_loss"}
+        torch.testing.assert_close(logs["ent_coef"], agent.log_alpha.detach().exp(), rtol=0, atol=0)
+    assert set(logs) == expected
+    assert not any(value.requires_grad for value in logs.values())
+    torch.testing.assert_close(logs["mean_q"], reference["mean_q"], **TIGHT)
 
 
 # ----------------------------------------------------------------------------- burn-in
@@ -405,17 +426,19 @@ def test_burn_in_refreshes_the_stored_states_without_gradient(cls):
     agent = make_agent(cls, "sequence")
     window = hand_window(agent)
     states = agent.burn_in_states(window)
-    obs = window.observations[:, 0]
-    with_action = torch.cat([obs, window.actions[:, 0]], dim=-1) if cls is not LiquidSACDiscrete \
-        else obs
     networks = burn_in_networks(agent)
     assert set(states) == set(networks)
     for name, (net, head) in networks.items():
-        x = obs if name.startswith("actor") else with_action
-        with torch.no_grad():  # BURN_IN = 1: one step from the stored state, row by row
-            expected = torch.cat([net.step(x[b:b + 1], window.hiddens[head][b:b + 1])[1]
-                                  for b in range(window.batch_size)])
-        torch.testing.assert_close(states[name], expected, **TIGHT)
+        x = window.observations if name.startswith("actor") or cls is LiquidSACDiscrete \
+            else torch.cat([window.observations, window.actions], dim=-1)
+        expected = []
+        with torch.no_grad():  # BURN_IN steps from the stored state, row by row
+            for b in range(window.batch_size):
+                h = window.hiddens[head][b:b + 1]
+                for t in range(BURN_IN):
+                    h = net.step(x[b:b + 1, t], zero_if(bool(window.resets[b, t]), h))[1]
+                expected.append(h)
+        torch.testing.assert_close(states[name], torch.cat(expected), **TIGHT)
         assert not states[name].requires_grad, f"{name}: burn-in must carry no gradient"
         assert not torch.allclose(states[name], window.hiddens[head]), f"{name}: not refreshed"
 
