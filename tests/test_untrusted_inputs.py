@@ -63,7 +63,7 @@ def test_an_unedited_header_passes_the_size_checks_and_loads(saved, tmp_path):
 
 HEADER_EDITS = [  # (header keys, edited value, the error it must raise)
     (("config", "n_neurons"), 10**9,
-     r"config\.n_neurons is 1000000000, but expected an integer in \[1, 65536\]"),
+     r"config\.n_neurons is 1000000000, but expected an integer in \[1, 4096\]"),
     (("config", "n_neurons"), 7, r"config\.n_neurons is 7, but the stored network 'actor' has 6 "
                                  r"neurons \(4 inter \+ 2 command\)"),
     (("config", "n_neurons"), "6", r"config\.n_neurons is '6', but expected an integer"),
@@ -78,7 +78,9 @@ HEADER_EDITS = [  # (header keys, edited value, the error it must raise)
     (("hidden_sizes", "actor"), 10**9, r"hidden_sizes\.actor is 1000000000, but expected"),
     (("hidden_sizes", "actor"), 3, r"hidden_sizes\.actor is 3, but the stored state "
                                    r"'loop/hidden/actor' has shape \[1, 2\]"),
-    (("observation_shape",), [10**9], r"observation_shape is 1000000000, but expected"),
+    (("observation_shape",), [10**5, 10**5], r"observation_shape is \[100000, 100000\], but expected "
+                                             r"a list of positive sizes"),
+    (("observation_shape",), [], r"observation_shape is \[\], but the stored actor reads 3 inputs"),
     (("observation_shape",), [4], r"observation_shape is \[4\], but the stored actor reads 3 "
                                   r"inputs"),
     (("config",), [], r"header field 'config' is \[\], but expected a JSON object"),
