@@ -536,6 +536,37 @@ def stored(agent: OffPolicyAgent, name: str) -> np.ndarray:
     return getattr(buf, "_" + name)[: buf.steps_per_env]
 
 
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_sample_window_is_the_buffers_own_draw_laid_out_as_windows(replay):
+    agent = LiquidSAC(CountingEnv(length=4), n_neurons=6, critic_neurons=5, replay=replay,
+                      seq_len=SEQ_LEN, burn_in=BURN_IN, buffer_size=60, batch_size=5,
+                      learning_starts=10**6, history="", seed=0)
+    agent.learn(20, log_dir=False)
+    rng_state = agent.buffer._rng.bit_generator.state
+    window = agent.sample_window()
+    agent.buffer._rng.bit_generator.state = rng_state  # the same draw again, straight
+    if replay == "stored_state":
+        a = agent.buffer.sample_arrays(5)
+        expected = {"observations": a["observations"][:, None], "actions": a["actions"][:, None],
+                    "rewards": a["rewards"][:, None],
+                    "next_observations": a["next_observations"][:, None],
+                    "terminated": a["terminated"][:, None], "valid": np.ones((5, 1), bool)}
+        hiddens = a["hiddens"]
+        assert window.resets is None and window.all_valid  # starts from the stored states
+    else:
+        b = agent.buffer.sample_sequences(5, SEQ_LEN, BURN_IN)
+        expected = {name: getattr(b, name).numpy() for name in (
+            "observations", "actions", "rewards", "next_observations", "terminated", "valid")}
+        np.testing.assert_array_equal(window.resets.numpy(), b.resets.numpy())
+        hiddens = {k: h.numpy() for k, h in b.hiddens.items()}
+        assert not window.all_valid and window.length == BURN_IN + SEQ_LEN
+    for name, value in expected.items():
+        np.testing.assert_array_equal(getattr(window, name).numpy(), value, err_msg=name)
+    assert set(window.hiddens) == set(hiddens) == {"actor", "critic"}
+    for name, h in hiddens.items():
+        np.testing.assert_array_equal(window.hiddens[name].numpy(), h)
+
+
 @pytest.mark.parametrize("cls", AGENTS)
 def test_the_buffer_stores_each_heads_state_before_the_step_zeroed_where_an_episode_ended(cls):
     action = "discrete" if cls is LiquidSACDiscrete else "box"
