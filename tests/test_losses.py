@@ -42,7 +42,11 @@ from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete
 from velora.agents.base import OffPolicyAgent, Window
 
 AGENTS = (LiquidSAC, LiquidDDPG, LiquidSACDiscrete)
-REPLAYS = ("stored_state", "sequence")
+# Replay modes: one-step windows straight from the stored states; one-step windows after
+# BURN_IN refreshing steps; SEQ_LEN-step windows after BURN_IN steps.
+MODES = {"stored_state-no-burn-in": {"replay": "stored_state", "burn_in": 0},
+         "stored_state": {"replay": "stored_state"},
+         "sequence": {"replay": "sequence"}}
 GAMMA, TAU, INIT_ALPHA, ALPHA_LR = 0.9, 0.25, 0.5, 0.01
 SEQ_LEN, BURN_IN = 3, 2
 # velora's squashing of the SAC actor's raw log-std output into [LOG_STD_MIN, LOG_STD_MAX]
@@ -53,12 +57,12 @@ Noise = list[torch.Tensor]
 
 
 # ----------------------------------------------------------------------------- fixtures
-def make_agent(cls: type[OffPolicyAgent], replay: str, **kwargs: Any) -> OffPolicyAgent:
+def make_agent(cls: type[OffPolicyAgent], mode: str, **kwargs: Any) -> OffPolicyAgent:
     """A small agent whose target networks differ from its online ones (they are copies at
     construction), so that a loss reading the wrong network, or a wrong Polyak rate, shows."""
     action = "discrete" if cls is LiquidSACDiscrete else "box"
-    options: dict[str, Any] = {"n_neurons": 6, "critic_neurons": 5, "replay": replay,
-                               "seq_len": SEQ_LEN, "burn_in": BURN_IN, "history": "",
+    options: dict[str, Any] = {"n_neurons": 6, "critic_neurons": 5, "seq_len": SEQ_LEN,
+                               "burn_in": BURN_IN, **MODES[mode], "history": "",
                                "buffer_size": 64, "batch_size": 2, "gamma": GAMMA, "tau": TAU,
                                "seed": 0}
     if cls is not LiquidDDPG:
@@ -74,19 +78,25 @@ def make_agent(cls: type[OffPolicyAgent], replay: str, **kwargs: Any) -> OffPoli
 
 
 def hand_window(agent: OffPolicyAgent) -> Window:
-    """A replay window built by hand.
+    """A replay window built by hand, with one step of each kind where the agent trains.
 
-    Stored-state mode, four one-step windows: a plain step, a terminated step, a truncated
-    step (not terminated: it bootstraps) and the first step of an episode (zero stored state).
+    One-step windows without burn-in (four rows): a plain step, a terminated step, a
+    truncated step (not terminated: it bootstraps) and the first step of an episode (zero
+    stored state); no resets.
 
-    Sequence mode, two windows of ``BURN_IN + SEQ_LEN = 5`` steps (steps 0 and 1 are burn-in):
+    One-step windows after ``BURN_IN = 2`` steps (five rows, training step 2): the same four
+    kinds, row 1 with an episode ending and the next starting inside its burn-in, and a row
+    whose training step is padding (``valid`` False, stored as terminated, as the buffer pads
+    a window that runs past the newest stored step).
+
+    Sequence windows of ``BURN_IN + SEQ_LEN = 5`` steps (steps 0 and 1 are burn-in):
     row 0 — burn-in, burn-in, plain, terminated, episode start; row 1 — burn-in ending an
-    episode, burn-in starting the next, truncated, episode start, padding (``valid`` False,
-    stored as terminated, as the buffer pads).
+    episode, burn-in starting the next, truncated, episode start, padding.
     """
     gen = torch.Generator().manual_seed(2)
+    k = agent.burn_in_steps
     sequence = agent.replay == "sequence"
-    batch, time = (2, BURN_IN + SEQ_LEN) if sequence else (4, 1)
+    batch, time = (2, k + SEQ_LEN) if sequence else (4 if k == 0 else 5, k + 1)
     obs = torch.randn(batch, time, agent.obs_dim, generator=gen)
     next_obs = torch.randn(batch, time, agent.obs_dim, generator=gen)
     if agent.action_kind == "box":
@@ -98,29 +108,37 @@ def hand_window(agent: OffPolicyAgent) -> Window:
                for name, size in agent.hidden_sizes.items()}
     terminated = torch.zeros(batch, time, dtype=torch.bool)
     valid = torch.ones(batch, time, dtype=torch.bool)
+    resets = torch.zeros(batch, time, dtype=torch.bool)
+    padding: list[tuple[int, int]] = []
     if sequence:
-        resets = torch.zeros(batch, time, dtype=torch.bool)
         terminated[0, 3] = True
         resets[0, 4] = True
         terminated[1, 0] = True
         resets[1, 1] = True  # an episode starts inside the burn-in
         resets[1, 3] = True  # after the truncated step 2
-        valid[1, 4] = False
-        terminated[1, 4] = True
-        obs[1, 4], next_obs[1, 4], rewards[1, 4] = 0.0, 0.0, 0.0
-        actions[1, 4] = 0
-        # within an episode the next observation is the next step's observation
-        for b in range(batch):
-            for t in range(time - 1):
-                if not resets[b, t + 1] and valid[b, t + 1]:
-                    next_obs[b, t] = obs[b, t + 1]
-    else:
-        resets = None
+        padding = [(1, 4)]
+    elif k == 0:
         terminated[1, 0] = True
         for h in hiddens.values():
             h[3] = 0.0  # the state stored at an episode's first step
-    return Window(obs, actions, rewards, next_obs, terminated, resets, valid, hiddens,
-                  all_valid=not sequence)
+    else:
+        terminated[1, k] = True
+        terminated[1, 0] = True
+        resets[1, 1] = True  # an episode starts inside the burn-in
+        resets[3, k] = True  # the training step starts an episode (row 2's is truncated)
+        padding = [(4, t) for t in range(1, time)]
+    for b, t in padding:
+        valid[b, t], terminated[b, t] = False, True
+        obs[b, t], next_obs[b, t], rewards[b, t], actions[b, t] = 0.0, 0.0, 0.0, 0
+    # within an episode the next observation is the next step's observation
+    for b in range(batch):
+        for t in range(time - 1):
+            if not resets[b, t + 1] and valid[b, t + 1]:
+                next_obs[b, t] = obs[b, t + 1]
+    if k == 0 and not sequence:
+        return Window(obs, actions, rewards, next_obs, terminated, None, valid, hiddens,
+                      all_valid=True)
+    return Window(obs, actions, rewards, next_obs, terminated, resets, valid, hiddens)
 
 
 def fixed_noise(agent: OffPolicyAgent, window: Window) -> Noise:
@@ -325,13 +343,13 @@ def snapshot(agent: OffPolicyAgent) -> dict[str, Any]:
     return before
 
 
-def update_and_reference(cls: type[OffPolicyAgent], replay: str,
+def update_and_reference(cls: type[OffPolicyAgent], mode: str,
                          monkeypatch: pytest.MonkeyPatch, **kwargs: Any
                          ) -> tuple[OffPolicyAgent, dict[str, Any], dict[str, torch.Tensor],
                                     dict[str, torch.Tensor]]:
     """One ``agent.update`` on the hand window, and the reference's values for it:
     ``(agent after the update, networks before it, update's logs, reference)``."""
-    agent = make_agent(cls, replay, **kwargs)
+    agent = make_agent(cls, mode, **kwargs)
     window = hand_window(agent)
     noise = fixed_noise(agent, window)
     before = snapshot(agent)
@@ -342,50 +360,50 @@ def update_and_reference(cls: type[OffPolicyAgent], replay: str,
     return agent, before, logs, reference
 
 
-AGENT_MODES = [pytest.param(cls, replay, id=f"{cls.__name__}-{replay}")
-               for cls in AGENTS for replay in REPLAYS]
+AGENT_MODES = [pytest.param(cls, mode, id=f"{cls.__name__}-{mode}")
+               for cls in AGENTS for mode in MODES]
 ENTROPY_AGENT_MODES = [p for p in AGENT_MODES if p.values[0] is not LiquidDDPG]
 
 
 # ----------------------------------------------------------------------------- losses
-@pytest.mark.parametrize(("cls", "replay"), AGENT_MODES)
-def test_critic_loss_is_the_bellman_error_against_the_discounted_masked_target(cls, replay,
+@pytest.mark.parametrize(("cls", "mode"), AGENT_MODES)
+def test_critic_loss_is_the_bellman_error_against_the_discounted_masked_target(cls, mode,
                                                                                monkeypatch):
-    _, _, logs, reference = update_and_reference(cls, replay, monkeypatch)
+    _, _, logs, reference = update_and_reference(cls, mode, monkeypatch)
     torch.testing.assert_close(logs["critic_loss"], reference["critic_loss"], **TIGHT)
 
 
-@pytest.mark.parametrize(("cls", "replay"), AGENT_MODES)
-def test_gamma_scales_the_bootstrapped_value(cls, replay, monkeypatch):
-    _, _, logs, reference = update_and_reference(cls, replay, monkeypatch)
-    _, _, logs_half, _ = update_and_reference(cls, replay, monkeypatch, gamma=GAMMA / 2)
+@pytest.mark.parametrize(("cls", "mode"), AGENT_MODES)
+def test_gamma_scales_the_bootstrapped_value(cls, mode, monkeypatch):
+    _, _, logs, reference = update_and_reference(cls, mode, monkeypatch)
+    _, _, logs_half, _ = update_and_reference(cls, mode, monkeypatch, gamma=GAMMA / 2)
     # every rewarded step keeps its reward: the loss moves only through gamma * V
     assert not torch.allclose(logs["critic_loss"], logs_half["critic_loss"], rtol=1e-3)
     torch.testing.assert_close(logs["critic_loss"], reference["critic_loss"], **TIGHT)
 
 
-@pytest.mark.parametrize(("cls", "replay"), AGENT_MODES)
-def test_actor_loss_judges_the_policy_from_each_critics_state_before_the_step(cls, replay,
+@pytest.mark.parametrize(("cls", "mode"), AGENT_MODES)
+def test_actor_loss_judges_the_policy_from_each_critics_state_before_the_step(cls, mode,
                                                                                monkeypatch):
-    _, _, logs, reference = update_and_reference(cls, replay, monkeypatch)
+    _, _, logs, reference = update_and_reference(cls, mode, monkeypatch)
     torch.testing.assert_close(logs["actor_loss"], reference["actor_loss"], **TIGHT)
 
 
-@pytest.mark.parametrize(("cls", "replay"), ENTROPY_AGENT_MODES)
-def test_entropy_coefficient_loss_equals_the_reference(cls, replay, monkeypatch):
-    _, _, logs, reference = update_and_reference(cls, replay, monkeypatch)
+@pytest.mark.parametrize(("cls", "mode"), ENTROPY_AGENT_MODES)
+def test_entropy_coefficient_loss_equals_the_reference(cls, mode, monkeypatch):
+    _, _, logs, reference = update_and_reference(cls, mode, monkeypatch)
     torch.testing.assert_close(logs["ent_coef_loss"], reference["ent_coef_loss"], **TIGHT)
 
 
-@pytest.mark.parametrize(("cls", "replay"), AGENT_MODES)
-def test_terminated_steps_do_not_bootstrap_and_truncated_steps_do(cls, replay, monkeypatch):
+@pytest.mark.parametrize(("cls", "mode"), AGENT_MODES)
+def test_terminated_steps_do_not_bootstrap_and_truncated_steps_do(cls, mode, monkeypatch):
     """Moving the next observation of a terminated step leaves the critic loss as it was;
     moving a truncated step's changes it."""
-    terminated = (0, 3) if replay == "sequence" else (1, 0)
-    truncated = (1, 2) if replay == "sequence" else (2, 0)
+    k = 0 if mode == "stored_state-no-burn-in" else BURN_IN
+    terminated, truncated = ((0, 3), (1, 2)) if mode == "sequence" else ((1, k), (2, k))
     losses = []
     for moved in (None, terminated, truncated):
-        agent = make_agent(cls, replay)
+        agent = make_agent(cls, mode)
         window = hand_window(agent)
         assert window.terminated[terminated] and not window.terminated[truncated]
         if moved is not None:
@@ -396,10 +414,10 @@ def test_terminated_steps_do_not_bootstrap_and_truncated_steps_do(cls, replay, m
     assert not torch.allclose(losses[2], losses[0], rtol=1e-4)
 
 
-@pytest.mark.parametrize(("cls", "replay"), AGENT_MODES)
+@pytest.mark.parametrize(("cls", "mode"), AGENT_MODES)
 def test_update_logs_its_losses_the_first_critics_mean_q_and_the_new_entropy_coefficient(
-        cls, replay, monkeypatch):
-    agent, _, logs, reference = update_and_reference(cls, replay, monkeypatch)
+        cls, mode, monkeypatch):
+    agent, _, logs, reference = update_and_reference(cls, mode, monkeypatch)
     expected = {"critic_loss", "actor_loss", "mean_q"}
     if cls is not LiquidDDPG:
         expected |= {"ent_coef", "ent_coef_loss"}
@@ -422,12 +440,15 @@ def burn_in_networks(agent: OffPolicyAgent) -> dict[str, tuple[nn.Module, str]]:
 
 
 @pytest.mark.parametrize("cls", AGENTS)
-def test_burn_in_refreshes_the_stored_states_without_gradient(cls):
-    agent = make_agent(cls, "sequence")
+@pytest.mark.parametrize("mode", ["stored_state", "sequence"])
+def test_burn_in_refreshes_the_stored_states_without_gradient(cls, mode):
+    agent = make_agent(cls, mode)
     window = hand_window(agent)
     states = agent.burn_in_states(window)
     networks = burn_in_networks(agent)
     assert set(states) == set(networks)
+    if cls is LiquidSAC and mode == "stored_state":
+        del networks["targets"]  # a one-step SAC window never reads the target critics' state
     for name, (net, head) in networks.items():
         x = window.observations if name.startswith("actor") or cls is LiquidSACDiscrete \
             else torch.cat([window.observations, window.actions], dim=-1)
@@ -490,10 +511,10 @@ def test_squashed_gaussian_is_tanh_of_a_reparameterised_normal_with_its_exact_lo
 
 
 # ----------------------------------------------------------------------------- targets
-@pytest.mark.parametrize(("cls", "replay"), AGENT_MODES)
+@pytest.mark.parametrize(("cls", "mode"), AGENT_MODES)
 def test_polyak_moves_each_target_parameter_by_tau_of_its_gap_to_the_online_network(
-        cls, replay, monkeypatch):
-    agent, before, _, _ = update_and_reference(cls, replay, monkeypatch)
+        cls, mode, monkeypatch):
+    agent, before, _, _ = update_and_reference(cls, mode, monkeypatch)
     pairs = {LiquidSAC: [("critics", "critic_targets")],
              LiquidSACDiscrete: [("critics", "critic_targets")],
              LiquidDDPG: [("critic", "critic_target"), ("actor", "actor_target")]}[cls]
@@ -505,16 +526,16 @@ def test_polyak_moves_each_target_parameter_by_tau_of_its_gap_to_the_online_netw
 
 
 # ----------------------------------------------------------------------------- entropy
-@pytest.mark.parametrize(("cls", "replay"), ENTROPY_AGENT_MODES)
+@pytest.mark.parametrize(("cls", "mode"), ENTROPY_AGENT_MODES)
 @pytest.mark.parametrize("entropy_vs_target", ["below", "above"])
 def test_entropy_coefficient_rises_when_entropy_is_below_target_and_falls_above(
-        cls, replay, entropy_vs_target, monkeypatch):
+        cls, mode, entropy_vs_target, monkeypatch):
     # Discrete entropy lies in [0, log n]: targets at either end; SAC's far beyond any estimate.
     if cls is LiquidSAC:
         target = {"below": {"target_entropy": 50.0}, "above": {"target_entropy": -50.0}}
     else:
         target = {"below": {"target_entropy_scale": 1.0}, "above": {"target_entropy_scale": 0.0}}
-    agent, before, logs, reference = update_and_reference(cls, replay, monkeypatch,
+    agent, before, logs, reference = update_and_reference(cls, mode, monkeypatch,
                                                           **target[entropy_vs_target])
     grad = reference["log_alpha_grad"]
     assert (grad < 0) == (entropy_vs_target == "below")
@@ -536,16 +557,15 @@ def stored(agent: OffPolicyAgent, name: str) -> np.ndarray:
     return getattr(buf, "_" + name)[: buf.steps_per_env]
 
 
-@pytest.mark.parametrize("replay", REPLAYS)
-def test_sample_window_is_the_buffers_own_draw_laid_out_as_windows(replay):
-    agent = LiquidSAC(CountingEnv(length=4), n_neurons=6, critic_neurons=5, replay=replay,
-                      seq_len=SEQ_LEN, burn_in=BURN_IN, buffer_size=60, batch_size=5,
-                      learning_starts=10**6, history="", seed=0)
+@pytest.mark.parametrize("mode", MODES)
+def test_sample_window_is_the_buffers_own_draw_laid_out_as_windows(mode):
+    agent = make_agent(LiquidSAC, mode, batch_size=5)
+    agent.learning_starts = 10**6
     agent.learn(20, log_dir=False)
     rng_state = agent.buffer._rng.bit_generator.state
     window = agent.sample_window()
     agent.buffer._rng.bit_generator.state = rng_state  # the same draw again, straight
-    if replay == "stored_state":
+    if agent.burn_in_steps == 0:
         a = agent.buffer.sample_arrays(5)
         expected = {"observations": a["observations"][:, None], "actions": a["actions"][:, None],
                     "rewards": a["rewards"][:, None],
@@ -554,12 +574,13 @@ def test_sample_window_is_the_buffers_own_draw_laid_out_as_windows(replay):
         hiddens = a["hiddens"]
         assert window.resets is None and window.all_valid  # starts from the stored states
     else:
-        b = agent.buffer.sample_sequences(5, SEQ_LEN, BURN_IN)
+        length = SEQ_LEN if mode == "sequence" else 1
+        b = agent.buffer.sample_sequences(5, length, BURN_IN)
         expected = {name: getattr(b, name).numpy() for name in (
-            "observations", "actions", "rewards", "next_observations", "terminated", "valid")}
-        np.testing.assert_array_equal(window.resets.numpy(), b.resets.numpy())
+            "observations", "actions", "rewards", "next_observations", "terminated", "valid",
+            "resets")}
         hiddens = {k: h.numpy() for k, h in b.hiddens.items()}
-        assert not window.all_valid and window.length == BURN_IN + SEQ_LEN
+        assert not window.all_valid and window.length == BURN_IN + length
     for name, value in expected.items():
         np.testing.assert_array_equal(getattr(window, name).numpy(), value, err_msg=name)
     assert set(window.hiddens) == set(hiddens) == {"actor", "critic"}
