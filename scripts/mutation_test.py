@@ -47,7 +47,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ORACLE = ["tests/test_losses.py", "tests/test_buffers.py"]
-FILES = ["velora/agents/*.py", "velora/buffers/replay.py"]
 
 # mutmut names a mutant ``<module>.x_<function>__mutmut_<n>`` or, for a method,
 # ``<module>.xǁ<Class>ǁ<method>__mutmut_<n>``.
@@ -66,13 +65,17 @@ REPLAY = [f"velora.buffers.replay.xǁReplayBufferǁ{m}__*"
           for m in ("_take", "sample", "sample_arrays", "sample_sequences")]
 SCOPES = {"sac": SAC, "agents": SAC + DDPG + SAC_DISCRETE + BASE, "replay": REPLAY,
           "all": SAC + DDPG + SAC_DISCRETE + BASE + REPLAY}
+# The files mutmut mutates for each scope (it mutates whole files; the scope picks the mutants)
+FILES = {"sac": ["velora/agents/sac.py"], "agents": ["velora/agents/*.py"],
+         "replay": ["velora/buffers/replay.py"],
+         "all": ["velora/agents/*.py", "velora/buffers/replay.py"]}
 
-SETUP_CFG = f"""[mutmut]
+SETUP_CFG = """[mutmut]
 source_paths = velora
 only_mutate =
-{chr(10).join("    " + f for f in FILES)}
+{files}
 pytest_add_cli_args_test_selection =
-{chr(10).join("    " + t for t in ORACLE)}
+{oracle}
 pytest_add_cli_args =
     -p
     no:cacheprovider
@@ -81,7 +84,7 @@ process_isolation = forkserver
 """
 
 
-def sync(workdir: Path) -> None:
+def sync(workdir: Path, scope: str) -> None:
     """Copy the sources and tests into ``workdir``, leaving unchanged files untouched (so
     mutmut keeps their mutants and verdicts)."""
     for folder in ("velora", "tests"):
@@ -93,7 +96,9 @@ def sync(workdir: Path) -> None:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dst)
     shutil.copy2(ROOT / "pyproject.toml", workdir / "pyproject.toml")
-    (workdir / "setup.cfg").write_text(SETUP_CFG)
+    (workdir / "setup.cfg").write_text(SETUP_CFG.format(
+        files="\n".join("    " + f for f in FILES[scope]),
+        oracle="\n".join("    " + t for t in ORACLE)))
 
 
 def verdicts(workdir: Path) -> dict[str, int | None]:
@@ -146,7 +151,7 @@ def main() -> int:
     if args.fresh and workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    sync(workdir)
+    sync(workdir, args.scope)
     mutmut = [str(Path(sys.executable).with_name("mutmut")), "run",
               "--max-children", str(args.max_children)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
