@@ -58,9 +58,9 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor],
                                                           metadata={METADATA_KEY: text}))
 
 
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The JSON header of a velora checkpoint, validated; ``ValueError`` if it is not one."""
-    path = Path(path)
+def _read_header(path: Path) -> dict[str, Any]:
+    """The safetensors JSON header of ``path`` (tensor entries and ``__metadata__``), read
+    without touching the tensor data; ``ValueError`` if it is not one."""
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist or is not a file")
     try:
@@ -69,12 +69,28 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             if size <= 0 or size > 100_000_000 or size + 8 > path.stat().st_size:
                 raise ValueError("bad header length")
             header = json.loads(f.read(size))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise _not_a_checkpoint(path, err) from err
+    return header
+
+
+def _not_a_checkpoint(path: Path, err: Exception) -> ValueError:
+    return ValueError(f"{str(path)!r} is not a velora checkpoint (a safetensors file with a "
+                      f"velora header): it may be truncated, corrupted or of another "
+                      f"format ({err})")
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON header of a velora checkpoint, validated; ``ValueError`` if it is not one."""
+    path = Path(path)
+    header = _read_header(path)
+    try:
         text = header["__metadata__"][METADATA_KEY]
         meta = json.loads(text)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{str(path)!r} is not a velora checkpoint (a safetensors file with a "
-                         f"velora header): it may be truncated, corrupted or of another "
-                         f"format ({err})") from err
+        raise _not_a_checkpoint(path, err) from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} is not a velora checkpoint (format "
                          f"{meta.get('format') if isinstance(meta, dict) else None!r})")
@@ -82,6 +98,22 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"checkpoint {str(path)!r} has format version {meta.get('version')!r}; "
                          f"this velora reads version {VERSION}")
     return meta
+
+
+def read_tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """``{tensor name: shape}`` of a checkpoint, from its header alone: what the file holds
+    can be checked before anything is loaded or built."""
+    path = Path(path)
+    shapes = {}
+    for name, entry in _read_header(path).items():
+        if name == "__metadata__":
+            continue
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise _not_a_checkpoint(path, ValueError(f"tensor {name!r} has no valid shape"))
+        shapes[name] = tuple(shape)
+    return shapes
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

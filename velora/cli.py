@@ -460,9 +460,11 @@ def resolve_train_settings(args: argparse.Namespace) -> tuple[dict[str, Any], di
     agent_cfg: dict[str, Any] = {}
     run_cfg: dict[str, Any] = {}
     if args.resume:
+        from velora.agents.base import check_checkpoint_sizes
         from velora.checkpoint import read_metadata
 
         meta = read_metadata(args.resume)
+        check_checkpoint_sizes(args.resume, meta)  # its config builds the agent below
         if meta.get("agent") != cls.__name__:
             raise CLIError(f"--resume {args.resume!r} holds a {meta.get('agent')}, not a "
                            f"{cls.__name__} (use 'velora train {meta.get('algorithm')} ...')")

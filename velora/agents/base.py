@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from velora._checks import finite_float, non_negative_int, positive_int
 from velora.buffers import ReplayBuffer
 from velora.callbacks import as_callbacks
-from velora.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from velora.checkpoint import load_checkpoint, read_metadata, read_tensor_shapes, save_checkpoint
 from velora.envs import (
     AppendHistory,
     EncodeObservation,
@@ -156,6 +156,90 @@ def describe_action_space(space: gym.Space) -> dict[str, Any]:
         return {"multi_discrete": space.nvec.tolist(), "start": space.start.tolist()}
     return {"shape": list(space.shape), "low": np.asarray(space.low).tolist(),
             "high": np.asarray(space.high).tolist()}
+
+
+# Sane upper bounds for sizes read from a checkpoint's header, far above anything velora
+# trains (its benchmarks use circuits of at most 64 neurons and a few envs): an edited or
+# corrupted header must fail with a message, not make the loader allocate until it is killed.
+MAX_CHECKPOINT_SIZES = {"neurons": 1 << 12, "num_envs": 1 << 16, "buffer_size": 1 << 32,
+                        "seq_len": 1 << 20, "observation_size": 1 << 24}
+# Which circuit-size field of the config each saved network's neuron count must equal.
+_NEURON_FIELDS = (("actor", "n_neurons"), ("critic", "critic_neurons"))
+
+
+def check_checkpoint_sizes(path: str | Path, meta: dict[str, Any] | None = None) -> None:
+    """Check every size in a checkpoint's header against the tensors it stores and against
+    :data:`MAX_CHECKPOINT_SIZES`, reading only the file's header: ``ValueError`` naming the
+    field, its value and what was expected. Call it before building anything from the header.
+    """
+    meta = read_metadata(path) if meta is None else meta
+    shapes = read_tensor_shapes(path)
+
+    def fail(field: str, value: Any, expected: str) -> ValueError:
+        return ValueError(f"checkpoint {str(path)!r}: header field {field} is {value!r}, but "
+                          f"{expected}")
+
+    def size(field: str, value: Any, limit: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
+            raise fail(field, value, f"expected an integer in [1, {limit}]")
+        return value
+
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        raise fail("'config'", config, "expected a JSON object of hyperparameters")
+    networks: dict[str, dict[str, tuple[int, ...]]] = {}
+    for key, shape in shapes.items():
+        kind, _, rest = key.partition("/")
+        if kind == "net":
+            name, _, param = rest.partition("/")
+            networks.setdefault(name, {})[param] = shape
+    # A network's circuit: inter neurons (rows of the inter weight) + command neurons (columns
+    # of the recurrent weight); LiquidNCPNetwork and LiquidNCPEnsemble ((members, ...)) alike.
+    circuits: dict[str, tuple[int, int, int]] = {}  # name -> (inter, command, in_features)
+    for name, params in networks.items():
+        inter = params.get("inter.weight") or params.get("inter_weight")
+        recurrent = params.get("command.recurrent_weight") or params.get("recurrent_weight")
+        if inter and recurrent and len(inter) >= 2:
+            circuits[name] = (inter[-2], recurrent[-1], inter[-1])
+    for prefix, field in _NEURON_FIELDS:
+        if field not in config:
+            continue
+        value = size(f"config.{field}", config[field], MAX_CHECKPOINT_SIZES["neurons"])
+        # (a subclass's network of another kind has only the limit to meet)
+        saved = {name: c for name, c in circuits.items() if name.startswith(prefix)}
+        for name, (inter, command, _) in saved.items():
+            if inter + command != value:
+                raise fail(f"config.{field}", value, f"the stored network {name!r} has "
+                           f"{inter + command} neurons ({inter} inter + {command} command)")
+    observation_shape = meta.get("observation_shape")
+    obs_size = 1
+    for d in observation_shape if isinstance(observation_shape, list) else [None]:
+        obs_size *= d if isinstance(d, int) and not isinstance(d, bool) and d > 0 else 0
+        if not 0 < obs_size <= MAX_CHECKPOINT_SIZES["observation_size"]:
+            raise fail("observation_shape", observation_shape, f"expected a list of positive "
+                       f"sizes, {MAX_CHECKPOINT_SIZES['observation_size']} values in all at most")
+    if "actor" in circuits and circuits["actor"][2] != obs_size:
+        raise fail("observation_shape", observation_shape, f"the stored actor reads "
+                   f"{circuits['actor'][2]} inputs")
+    hidden_sizes = meta.get("hidden_sizes")
+    if not isinstance(hidden_sizes, dict):
+        raise fail("hidden_sizes", hidden_sizes, "expected a JSON object of state sizes")
+    for head, value in hidden_sizes.items():
+        value = size(f"hidden_sizes.{head}", value, MAX_CHECKPOINT_SIZES["neurons"])
+        stored = shapes.get(f"loop/hidden/{head}")
+        if stored is not None and stored[-1:] != (value,):
+            raise fail(f"hidden_sizes.{head}", value,
+                       f"the stored state 'loop/hidden/{head}' has shape {list(stored)}")
+    if "num_envs" in config:  # copies of an env id to make (a vector env passed in is 1)
+        size("config.num_envs", config["num_envs"], MAX_CHECKPOINT_SIZES["num_envs"])
+    if "buffer_size" in config:
+        buffer_size = size("config.buffer_size", config["buffer_size"],
+                           MAX_CHECKPOINT_SIZES["buffer_size"])
+        if config.get("batch_size") is not None:
+            size("config.batch_size", config["batch_size"], buffer_size)
+    for field in ("seq_len", "burn_in"):
+        if config.get(field):  # burn_in may be 0
+            size(f"config.{field}", config[field], MAX_CHECKPOINT_SIZES["seq_len"])
 
 
 AGENT_CLASSES: dict[str, type[OffPolicyAgent]] = {}
@@ -487,6 +571,12 @@ class OffPolicyAgent:
                 raise ValueError("pass the previous hidden state as state= or hidden=, not both")
             state = hidden
         obs, single = self._network_observations(observation)
+        if not np.isfinite(obs).all():  # an action from nan is meaningless, not an error later
+            first = tuple(int(i) for i in np.argwhere(~np.isfinite(obs))[0])
+            where = f"at index {first[1:]}" if single else \
+                f"in batch row {first[0]}, at index {first[1:]}"
+            raise ValueError(f"predict: the observation holds a non-finite value (nan or inf) "
+                             f"{where}")
         n = obs.shape[0]
         size = self.hidden_sizes["actor"]
         fast = deterministic and self.device.type == "cpu" and self._numpy_policy_matches()
@@ -942,6 +1032,7 @@ class OffPolicyAgent:
         is not a velora checkpoint, holds another agent class, or does not fit ``env``.
         """
         meta = read_metadata(path)
+        check_checkpoint_sizes(path, meta)  # before anything is built from the header
         agent_cls = AGENT_CLASSES.get(meta.get("agent"))
         if agent_cls is None:
             raise ValueError(f"checkpoint {str(path)!r} holds an unknown agent "
