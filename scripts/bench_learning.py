@@ -273,10 +273,13 @@ def run(args: argparse.Namespace) -> None:
     jobs = [(s, seed) for seed in args.seeds for s in systems if (s, seed) not in done]
     if not jobs:
         print("nothing to run: every (system, seed) is complete in", path)
-    # A run cut before its last evaluation starts again from scratch: drop its partial lines.
+    # A run cut before its last evaluation starts again from scratch: drop its partial lines
+    # (rewriting the file only then, so runs of other systems of the row may run beside this).
     pending = set(jobs)
-    kept = [line for line in read_lines(path) if (line["system"], line["seed"]) not in pending]
-    path.write_text("".join(json.dumps(line) + "\n" for line in kept))
+    lines = read_lines(path)
+    kept = [line for line in lines if (line["system"], line["seed"]) not in pending]
+    if len(kept) < len(lines):
+        path.write_text("".join(json.dumps(line) + "\n" for line in kept))
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads)) if args.threads > 0 \
         else dict(os.environ)
     running: list[subprocess.Popen[bytes]] = []
@@ -367,7 +370,8 @@ def main(argv: list[str] | None = None) -> None:
     p_run.add_argument("row", choices=sorted(ROWS))
     p_run.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p_run.add_argument("--systems", nargs="+", default=None, help="default: all of the row's")
-    p_run.add_argument("--jobs", type=int, default=2, help="processes at once")
+    p_run.add_argument("--jobs", type=int, default=2, help="processes at once (one `run` per row "
+                       "and system at a time: a second would restart the first's jobs)")
     p_run.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch's default")
     p_rep = sub.add_parser("report", help="the protocol's table (and curves) from the results")
     p_rep.add_argument("row", choices=sorted(ROWS))
