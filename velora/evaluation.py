@@ -18,7 +18,6 @@ training seeds into the figures above (it needs ``rliable``: ``pip install "velo
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
@@ -116,10 +115,7 @@ def summarize(returns: Sequence[Sequence[float]] | np.ndarray, bar: float, *, re
     outer_state = np.random.get_state()
     np.random.seed(seed)
     try:
-        with warnings.catch_warnings():  # arch < 8 warns that random_state will change name
-            warnings.simplefilter("ignore", FutureWarning)
-            point, interval = rly.get_interval_estimates(
-                {"run": per_run}, figures, reps=reps, random_state=np.random.RandomState(seed))
+        point, interval = rly.get_interval_estimates({"run": per_run}, figures, reps=reps)
     finally:
         np.random.set_state(outer_state)
     (mean, iqm), ((mean_lo, iqm_lo), (mean_hi, iqm_hi)) = point["run"], interval["run"]
