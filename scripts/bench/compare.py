@@ -105,6 +105,20 @@ class RandomSystem:
         return {}
 
 
+def evaluate_on_fixed_episodes(policy: Any, env: Any, n_episodes: int, seed: int
+                               ) -> dict[str, float]:
+    """Mean, std and worst return of ``policy`` on reset seeds ``seed .. seed + n - 1``, by the
+    evaluation protocol's loop; closes ``env``."""
+    from velora.evaluation import episode_returns
+
+    try:
+        returns = episode_returns(policy, env, range(seed, seed + n_episodes))
+    finally:
+        env.close()
+    return {"mean": float(returns.mean()), "std": float(returns.std()),
+            "worst": float(returns.min())}
+
+
 class SB3System:
     def __init__(self, cfg: dict[str, Any], seed: int, algo: str) -> None:
         import gymnasium as gym
@@ -135,13 +149,7 @@ class SB3System:
     def evaluate(self, n_episodes: int, seed: int) -> dict[str, float]:
         import gymnasium as gym
 
-        from velora.evaluation import episode_returns
-
-        env = gym.make(self.env_id)
-        returns = episode_returns(self.model, env, range(seed, seed + n_episodes))
-        env.close()
-        return {"mean": float(returns.mean()), "std": float(returns.std()),
-                "worst": float(returns.min())}
+        return evaluate_on_fixed_episodes(self.model, gym.make(self.env_id), n_episodes, seed)
 
     def predict_one(self, obs: Any) -> Any:
         return self.model.predict(obs, deterministic=True)[0]
@@ -186,13 +194,9 @@ class VeloraSystem:
 
     def evaluate(self, n_episodes: int, seed: int) -> dict[str, float]:
         from velora.envs import make_env
-        from velora.evaluation import episode_returns
 
         env = self.agent.wrap_env(make_env(self.env_id))
-        returns = episode_returns(self.agent, env, range(seed, seed + n_episodes))
-        env.close()
-        return {"mean": float(returns.mean()), "std": float(returns.std()),
-                "worst": float(returns.min())}
+        return evaluate_on_fixed_episodes(self.agent, env, n_episodes, seed)
 
     def predict_one(self, obs: Any) -> Any:
         action, self.state = self.agent.predict(obs, self.state, deterministic=True)
