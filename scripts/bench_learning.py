@@ -102,6 +102,29 @@ ROWS: dict[str, Row] = {
         "LiquidSACDiscrete (defaults) vs SB3 DQN (RL-Zoo settings)"),
 }
 
+# POPGym's memory tasks (Morad et al., ICLR 2023), Easy level, on POPGym's return scale [-1, 1]:
+# velora's liquid agent in sequence mode (defaults) against sb3-contrib's RecurrentPPO (LSTM, its
+# defaults) and a memoryless floor (SB3 PPO with an MLP, its defaults). SB3 reads the observation
+# flattened (one-hot for discrete parts: gymnasium's FlattenObservation) where it cannot read the
+# space itself; velora encodes every space natively (velora.spaces). Budget 50k env steps per run,
+# 3 seeds. The bar: a positive return, i.e. more reward than penalty in the episode.
+POPGYM_TASKS = (
+    "RepeatPreviousEasy", "RepeatFirstEasy", "CountRecallEasy", "AutoencodeEasy",
+    "PositionOnlyCartPoleEasy", "NoisyPositionOnlyCartPoleEasy", "PositionOnlyPendulumEasy",
+    "NoisyPositionOnlyPendulumEasy", "HigherLowerEasy", "MultiarmedBanditEasy", "MineSweeperEasy",
+)
+# Box-action tasks train LiquidSAC; the rest (Discrete / MultiDiscrete actions) LiquidSACDiscrete.
+_POPGYM_BOX_ACTIONS = {"PositionOnlyPendulumEasy", "NoisyPositionOnlyPendulumEasy"}
+for _task in POPGYM_TASKS:
+    ROWS[f"popgym_{_task}"] = Row(
+        f"popgym-{_task}-v0", 50_000, 10_000, 0.0,
+        {"velora": System("velora_sac" if _task in _POPGYM_BOX_ACTIONS else "velora_sac_discrete",
+                          {"replay": "sequence"}),
+         "sb3_recurrent_ppo": System("sb3_recurrent_ppo", {"flatten": True}),
+         "sb3_ppo": System("sb3_ppo", {"flatten": True})},
+        "POPGym: velora sequence mode (defaults) vs RecurrentPPO (defaults) and memoryless PPO "
+        "(defaults); return on POPGym's [-1, 1] scale")
+
 
 # ---------------------------------------------------------------------------- systems
 class VeloraSystem:
@@ -142,16 +165,20 @@ class SB3System:
         from stable_baselines3.common.noise import NormalActionNoise
         from stable_baselines3.common.vec_env import VecNormalize
 
-        import velora.envs  # noqa: F401  (registers the velora/* env ids)
+        from velora.envs import register_env_id  # velora's ids; POPGym's when installed
+
+        register_env_id(env_id)
 
         kwargs = dict(kwargs)
+        self.flatten = kwargs.pop("flatten", False)
         n_envs = kwargs.pop("n_envs", 1)
         normalize = kwargs.pop("normalize", False)
         noise_std = kwargs.pop("action_noise_std", None)
         policy_kwargs = dict(kwargs.pop("policy_kwargs", {}))
         if "activation_fn" in policy_kwargs:
             policy_kwargs["activation_fn"] = getattr(torch.nn, policy_kwargs["activation_fn"])
-        env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+        env = make_vec_env(env_id, n_envs=n_envs, seed=seed,
+                           wrapper_class=gym.wrappers.FlattenObservation if self.flatten else None)
         self.vec_normalize: VecNormalize | None = None
         if normalize:
             env = self.vec_normalize = VecNormalize(env, gamma=kwargs.get("gamma", 0.99))
@@ -165,7 +192,8 @@ class SB3System:
         else:
             import stable_baselines3 as sb3
 
-            cls = {"sb3_sac": sb3.SAC, "sb3_td3": sb3.TD3, "sb3_dqn": sb3.DQN}[kind]
+            cls = {"sb3_sac": sb3.SAC, "sb3_td3": sb3.TD3, "sb3_dqn": sb3.DQN,
+                   "sb3_ppo": sb3.PPO}[kind]
             policy = "MlpPolicy"
         self.model = cls(policy, env, seed=seed, verbose=0, policy_kwargs=policy_kwargs or None,
                          **kwargs)
@@ -179,7 +207,8 @@ class SB3System:
     def eval_env(self, env_id: str) -> Any:
         import gymnasium as gym
 
-        return gym.make(env_id)
+        env = gym.make(env_id)
+        return gym.wrappers.FlattenObservation(env) if self.flatten else env
 
     @property
     def policy(self) -> Any:

@@ -9,6 +9,7 @@ and the true last observation in ``info["final_obs"]``.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -329,8 +330,28 @@ def resets_itself(env: VectorEnv) -> bool:
     return env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP) == AutoresetMode.SAME_STEP
 
 
+# Env-id prefixes whose ids a package registers when imported: prefix -> (module, extra).
+OPTIONAL_ENV_PACKAGES = {"popgym-": ("popgym", "popgym")}
+
+
+def register_env_id(env_id: str) -> None:
+    """Make ``env_id`` known to ``gymnasium.make``: velora's ids are registered on import;
+    ids of an optional package (POPGym's ``popgym-*``) import that package, which registers
+    them. Raises ``ValueError`` naming the extra to install when the package is missing."""
+    if not isinstance(env_id, str) or env_id in gym.registry:
+        return
+    for prefix, (module, extra) in OPTIONAL_ENV_PACKAGES.items():
+        if env_id.startswith(prefix):
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ValueError(f"env id {env_id!r} needs the {module!r} package: "
+                                 f"pip install 'velora[{extra}]'") from exc
+
+
 def make_env(env_id: str, **kwargs: object) -> gym.Env:
-    """``gymnasium.make`` with velora's ids registered."""
+    """``gymnasium.make`` with velora's ids registered, and POPGym's when it is installed."""
+    register_env_id(env_id)
     return gym.make(env_id, **kwargs)
 
 

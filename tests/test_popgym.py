@@ -1,0 +1,97 @@
+"""POPGym's ids work as any Gymnasium id: `velora train` / `velora eval` take them without
+wrappers, and the POPGym rows of scripts/bench_learning.py train every system of the row."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import velora.envs
+import velora.evaluation
+from velora.envs import make_env
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_learning.py"
+TINY = ["--n-neurons", "4", "--critic-neurons", "4", "--batch-size", "4", "--buffer-size", "200",
+        "--learning-starts", "10", "--seq-len", "4", "--burn-in", "2"]
+
+
+def velora_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # A fresh process: POPGym's ids must be found without any import done by the test session.
+    return subprocess.run([sys.executable, "-m", "velora", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_an_optional_packages_id_names_the_extra_to_install_when_the_package_is_missing(
+        monkeypatch):
+    monkeypatch.setitem(velora.envs.OPTIONAL_ENV_PACKAGES, "nosuchsuite-",
+                        ("velora_no_such_module", "nosuchsuite"))
+    with pytest.raises(ValueError, match=r"'nosuchsuite-Task-v0'.*pip install 'velora\[nosuchsuite\]'"):
+        make_env("nosuchsuite-Task-v0")
+
+
+def test_an_unknown_id_outside_the_optional_suites_keeps_gymnasiums_error():
+    with pytest.raises(gym.error.NameNotFound):
+        make_env("NoSuchTask-v0")
+
+
+@pytest.mark.parametrize(("agent", "env_id"), [
+    ("sac_discrete", "popgym-RepeatPreviousEasy-v0"),
+    ("sac", "popgym-PositionOnlyPendulumEasy-v0"),
+])
+def test_velora_train_and_eval_take_popgym_ids_without_wrappers(agent, env_id, tmp_path):
+    pytest.importorskip("popgym")
+    path = tmp_path / "agent.safetensors"
+    trained = velora_cli("train", agent, env_id, "--steps", "40", "--replay", "sequence", *TINY,
+                         "--seed", "0", "--no-tensorboard", "--quiet", "--save", str(path),
+                         cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert path.exists()
+    evaluated = velora_cli("eval", str(path), "--episodes", "2", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert env_id in evaluated.stdout and "over 2 episodes" in evaluated.stdout
+
+
+@pytest.fixture
+def bench(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench_learning_popgym", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_learning_popgym"] = module
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "RESULTS", tmp_path)
+    monkeypatch.setattr(velora.evaluation, "EVAL_SEEDS", (0, 1))
+    return module
+
+
+def test_every_listed_popgym_task_has_a_row_with_the_three_systems_at_50k_steps(bench):
+    for task in bench.POPGYM_TASKS:
+        row = bench.ROWS[f"popgym_{task}"]
+        assert row.env == f"popgym-{task}-v0" and row.steps == 50_000
+        assert sorted(row.systems) == ["sb3_ppo", "sb3_recurrent_ppo", "velora"]
+        assert row.systems["velora"].kwargs["replay"] == "sequence"
+
+
+@pytest.mark.parametrize("system", ["velora", "sb3_ppo", "sb3_recurrent_ppo"])
+def test_popgym_systems_train_and_are_evaluated_on_the_fixed_episodes(bench, system):
+    # AutoencodeEasy observes a Tuple space, which SB3 cannot read: its peers see it flattened.
+    pytest.importorskip("popgym")
+    pytest.importorskip("sb3_contrib")
+    tiny = {"velora": {"replay": "sequence", "n_neurons": 4, "critic_neurons": 4,
+                       "batch_size": 4, "learning_starts": 10, "seq_len": 4, "burn_in": 2},
+            "sb3_ppo": {"flatten": True, "n_steps": 32, "batch_size": 16, "n_epochs": 1},
+            "sb3_recurrent_ppo": {"flatten": True, "n_steps": 32, "batch_size": 16,
+                                  "n_epochs": 1}}[system]
+    kind = bench.ROWS["popgym_AutoencodeEasy"].systems[system].kind
+    bench.ROWS["tiny_popgym"] = bench.Row("popgym-AutoencodeEasy-v0", 64, 64, 0.0,
+                                          {system: bench.System(kind, tiny)})
+    bench.run_job("tiny_popgym", system, seed=0, threads=1)
+    (line,) = bench.read_lines(bench.results_path("tiny_popgym", 1))
+    assert line["step"] == 64 and len(line["returns"]) == 2
+    # POPGym's returns lie in [-1, 1]
+    assert all(-1.0 - 1e-6 <= r <= 1.0 + 1e-6 for r in line["returns"])
+    assert line["mean"] == pytest.approx(np.mean(line["returns"]), abs=0.01)
