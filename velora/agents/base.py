@@ -45,6 +45,7 @@ from velora.envs import (
 )
 from velora.evaluation import episode_returns
 from velora.logger import RunLogger
+from velora.normalization import RunningMeanStd
 from velora.spaces import describe_space
 
 Hidden = dict[str, torch.Tensor]
@@ -329,10 +330,14 @@ class OffPolicyAgent:
         vectorization: Literal["sync", "async"],
         device: str | torch.device,
         seed: int | None,
+        normalize_observations: bool = False,
     ) -> None:
         # Every check happens before anything is built.
         if replay not in ("stored_state", "sequence"):
             raise ValueError(f"replay must be 'stored_state' or 'sequence', got {replay!r}")
+        if not isinstance(normalize_observations, bool):
+            raise ValueError(f"normalize_observations must be True or False, got "
+                             f"{normalize_observations!r}")
         self.replay = replay
         self.history = check_history(replay_mode_default("history", history, replay))
         n_neurons = replay_mode_default("n_neurons", n_neurons, replay)
@@ -395,6 +400,8 @@ class OffPolicyAgent:
                              f"env's share of the buffer ({self.buffer_size // self.num_envs})")
 
         self.obs_dim = int(np.prod(self.observation_space.shape))
+        # Running statistics of what the networks read (velora.normalization); None: raw inputs.
+        self.obs_normalizer = RunningMeanStd(self.obs_dim) if normalize_observations else None
         self.multi_discrete = isinstance(self.action_space, gym.spaces.MultiDiscrete)
         if self.action_kind == "box":
             self.act_dim = int(np.prod(self.action_space.shape))
@@ -577,6 +584,8 @@ class OffPolicyAgent:
                 f"in batch row {first[0]}, at index {first[1:]}"
             raise ValueError(f"predict: the observation holds a non-finite value (nan or inf) "
                              f"{where}")
+        if self.obs_normalizer is not None:  # frozen statistics: predicting never changes them
+            obs = self.obs_normalizer.normalize(obs)
         n = obs.shape[0]
         size = self.hidden_sizes["actor"]
         fast = deterministic and self.device.type == "cpu" and self._numpy_policy_matches()
@@ -722,9 +731,28 @@ class OffPolicyAgent:
                             hidden_sizes=self.hidden_sizes, num_envs=self.num_envs,
                             device=self.device, seed=self.seed)
 
+    def _observe(self, obs: np.ndarray) -> np.ndarray:
+        """The training loop's observations ``(n, *obs_shape)`` as the networks read them: with
+        observation normalisation, first merged into the running statistics (the only place
+        they change), then normalised; otherwise as they are."""
+        if self.obs_normalizer is None:
+            return obs
+        flat = np.asarray(obs, dtype=np.float32).reshape(len(obs), self.obs_dim)
+        self.obs_normalizer.update(flat)
+        return self.obs_normalizer.normalize(flat)
+
     def sample_window(self) -> Window:
         """One replay batch in the configured mode, as a :class:`Window` of
-        ``burn_in + window_length`` steps."""
+        ``burn_in + window_length`` steps (observations normalised with the current
+        statistics when the agent normalises them; the buffer keeps them raw)."""
+        window = self._sample_raw_window()
+        if self.obs_normalizer is None:
+            return window
+        return replace(window, observations=self.obs_normalizer.normalize_tensor(window.observations),
+                       next_observations=self.obs_normalizer.normalize_tensor(
+                           window.next_observations))
+
+    def _sample_raw_window(self) -> Window:
         assert self.buffer is not None
         if self.burn_in > 0 or self.replay == "sequence":
             b = self.buffer.sample_sequences(self.batch_size, self.window_length, self.burn_in)
@@ -821,7 +849,8 @@ class OffPolicyAgent:
         try:
             while self.num_timesteps < target:
                 warmup = self.num_timesteps < self.learning_starts
-                actions, next_hidden = self.act(self.obs_tensor(obs), hidden, random=warmup)
+                actions, next_hidden = self.act(self.obs_tensor(self._observe(obs)), hidden,
+                                                random=warmup)
                 try:
                     next_obs, reward, terminated, truncated, info = self.env.step(
                         self.to_env_action(actions))
@@ -943,6 +972,8 @@ class OffPolicyAgent:
         state = {}
         if isinstance(getattr(self, "log_alpha", None), torch.Tensor):
             state["log_alpha"] = self.log_alpha.detach()
+        if self.obs_normalizer is not None:
+            state.update({f"obs_norm/{k}": v for k, v in self.obs_normalizer.state().items()})
         return state
 
     def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -950,6 +981,9 @@ class OffPolicyAgent:
         if "log_alpha" in state:
             with torch.no_grad():
                 self.log_alpha.copy_(state["log_alpha"])
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.load_state({k.removeprefix("obs_norm/"): v for k, v in state.items()
+                                            if k.startswith("obs_norm/")})
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str | Path, *, include_buffer: bool = False) -> Path:

@@ -123,6 +123,10 @@ class LiquidSAC(OffPolicyAgent):
         vectorization: ``"sync"`` (same process) or ``"async"`` (subprocesses).
         device: torch device.
         seed: seeds the networks, the env, its action space, numpy and torch.
+        normalize_observations: feed the networks observations normalised by their running
+            mean and standard deviation (clipped to ±10), updated only while training and
+            saved in checkpoints (:mod:`velora.normalization`); for inputs on very different
+            scales, such as MuJoCo's joint angles and velocities.
     """
 
     algorithm = "sac"
@@ -155,6 +159,7 @@ class LiquidSAC(OffPolicyAgent):
         vectorization: Literal["sync", "async"] = "sync",
         device: str | torch.device = "cpu",
         seed: int | None = None,
+        normalize_observations: bool = False,
     ) -> None:
         actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
         critic_lr = finite_float("critic_lr", critic_lr, low=0.0, low_open=True)
@@ -169,6 +174,7 @@ class LiquidSAC(OffPolicyAgent):
             learning_starts=learning_starts,
             train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
             num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
+            normalize_observations=normalize_observations,
         )
         self.config = constructor_config(LiquidSAC.__init__, locals())
 
