@@ -46,6 +46,7 @@ from velora.envs import (
 from velora.evaluation import episode_returns
 from velora.logger import RunLogger
 from velora.normalization import RunningMeanStd
+from velora.sizing import AUTO, auto_actor_neurons, auto_critic_neurons
 from velora.spaces import describe_space
 
 Hidden = dict[str, torch.Tensor]
@@ -312,8 +313,8 @@ class OffPolicyAgent:
         self,
         env: EnvLike,
         *,
-        n_neurons: int | None,
-        critic_neurons: int | None,
+        n_neurons: int | Literal["auto"] | None,
+        critic_neurons: int | Literal["auto"] | None,
         sparsity_level: float | None,
         replay: ReplayMode,
         seq_len: int,
@@ -345,8 +346,13 @@ class OffPolicyAgent:
         sparsity_level = replay_mode_default("sparsity_level", sparsity_level, replay)
         gradient_steps = replay_mode_default("gradient_steps", gradient_steps, replay)
         gamma = replay_mode_default("gamma", gamma, replay)
-        self.n_neurons = positive_int("n_neurons", n_neurons)
-        self.critic_neurons = positive_int("critic_neurons", critic_neurons)
+        # "auto" sizes are resolved once obs_dim and act_dim are known (velora.sizing).
+        for name, value in (("n_neurons", n_neurons), ("critic_neurons", critic_neurons)):
+            if isinstance(value, str) and value != AUTO:
+                raise ValueError(f"{name} must be a positive integer or 'auto', got {value!r}")
+        self.n_neurons = n_neurons if n_neurons == AUTO else positive_int("n_neurons", n_neurons)
+        self.critic_neurons = critic_neurons if critic_neurons == AUTO \
+            else positive_int("critic_neurons", critic_neurons)
         self.sparsity_level = finite_float("sparsity_level", sparsity_level, low=0.1, high=0.9)
         self.seq_len = positive_int("seq_len", seq_len)
         self.burn_in = non_negative_int("burn_in", burn_in)
@@ -418,6 +424,12 @@ class OffPolicyAgent:
                 self.action_nvec = (int(self.action_space.n),)
                 self._action_start = np.int64(self.action_space.start)
             self.act_dim = int(sum(self.action_nvec))
+        if self.n_neurons == AUTO:
+            self.n_neurons = auto_actor_neurons(self.obs_dim, self.act_dim,
+                                                self._plain_default("n_neurons"))
+        if self.critic_neurons == AUTO:
+            self.critic_neurons = auto_critic_neurons(self.obs_dim, self.act_dim,
+                                                      self._plain_default("critic_neurons"))
         self.device = torch.device(device)
 
         self.rng = np.random.default_rng(seed)
@@ -439,6 +451,20 @@ class OffPolicyAgent:
         self.train_metrics: dict[str, float] = {}
         self._config: dict[str, Any] = {}
 
+    def _plain_default(self, name: str) -> int:
+        """The circuit size ``name`` gets when not given: the class's own default (DDPG's
+        critic: 64), else the replay mode's. ``"auto"`` never goes below it."""
+        default: Any = None
+        for klass in type(self).__mro__:  # a subclass may take it through **kwargs
+            init = vars(klass).get("__init__")
+            parameter = None if init is None else inspect.signature(init).parameters.get(name)
+            if parameter is not None:
+                default = parameter.default
+                break
+        if not isinstance(default, int) or isinstance(default, bool):
+            default = replay_mode_default(name, None, self.replay)
+        return int(default)
+
     @property
     def config(self) -> dict[str, Any]:
         """The hyperparameters in use (JSON-able; logged and saved in checkpoints)."""
@@ -448,7 +474,9 @@ class OffPolicyAgent:
     def config(self, arguments: dict[str, Any]) -> None:
         # An argument left at None (a replay-mode default, the default batch) is recorded as
         # the value in use, so a checkpoint rebuilds the same agent even if defaults change.
-        self._config = {name: getattr(self, name) if value is None and name in _RESOLVED_ARGUMENTS
+        # So is an "auto" circuit size (velora.sizing): the checkpoint holds the size in use.
+        self._config = {name: getattr(self, name) if name in _RESOLVED_ARGUMENTS and
+                        (value is None or (isinstance(value, str) and value == AUTO))
                         else value for name, value in arguments.items()}
         if "history" in self._config:  # one canonical, JSON- and hparams-friendly spelling
             self._config["history"] = ",".join(self.history)

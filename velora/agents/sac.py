@@ -80,8 +80,9 @@ class LiquidSAC(OffPolicyAgent):
         env: a ``gymnasium.Env``, an env id (``"Pendulum-v1"``), or a
             ``gymnasium.vector.VectorEnv`` in any autoreset mode.
         n_neurons: actor circuit size (inter + command neurons); ``None``: 16, or 32 in
-            sequence mode.
-        critic_neurons: each critic's circuit size; ``None``: 48, or 64 in sequence mode.
+            sequence mode; ``"auto"``: grown with the action size (:mod:`velora.sizing`).
+        critic_neurons: each critic's circuit size; ``None``: 48, or 64 in sequence mode;
+            ``"auto"``: grown with the observation and action sizes (:mod:`velora.sizing`).
         sparsity_level: fraction of possible synapses left out of every circuit; ``None``:
             0.5, or 0.2 in sequence mode.
         replay: ``"stored_state"`` (default) — one-step updates from single transitions, each
@@ -136,8 +137,8 @@ class LiquidSAC(OffPolicyAgent):
         self,
         env: EnvLike,
         *,
-        n_neurons: int | None = None,
-        critic_neurons: int | None = None,
+        n_neurons: int | Literal["auto"] | None = None,
+        critic_neurons: int | Literal["auto"] | None = None,
         sparsity_level: float | None = None,
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
