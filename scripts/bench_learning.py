@@ -10,7 +10,12 @@ finished, and re-running the same command skips the (system, seed) runs already 
     python scripts/bench_learning.py run pendulum_sac --seeds 0 1 2 3 4 --jobs 2
     python scripts/bench_learning.py run pendulum_sac --systems velora --threads 0   # torch default
     python scripts/bench_learning.py report pendulum_sac --plot docs/img/pendulum_sac.png
+    python scripts/bench_learning.py run halfcheetah_sac --seeds 0 1 2      # needs velora[mujoco]
     python scripts/bench_learning.py list
+
+The MuJoCo rows (``MUJOCO_ROWS``: fully observed, -P and -V, DDPG vs TD3) train velora with the
+files in ``configs/mujoco`` and evaluate on 20 fixed episodes; ``halfcheetah_smoke`` is a
+one-seed, 10k-step smoke test of the HalfCheetah row.
 
 ``report`` prints, per system and checkpoint: the mean over all seeds x episodes with a 95 %
 bootstrap interval over seeds, the interquartile mean of the per-seed means (``rliable``), the
@@ -26,7 +31,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,9 @@ class System:
     kind: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     env: str | None = None  # another env id than the row's (e.g. a peer without history)
+    # velora only: a ``velora train --config`` TOML file (relative to the repository) whose
+    # agent hyperparameters the system starts from; ``kwargs`` win over it.
+    config: str | None = None
 
 
 # RL-Zoo's tuned RecurrentPPO settings for the velocity-free Pendulum (hyperparams/ppo_lstm.yml,
@@ -69,7 +77,45 @@ class Row:
     bar: float
     systems: dict[str, System]
     note: str = ""
+    eval_episodes: int | None = None  # the first N of the protocol's reset seeds; None: all
 
+
+# MuJoCo (the ``mujoco`` extra). velora reads the tuned-hyperparameter files of
+# configs/mujoco (the values the benchmark used), SB3 runs with its defaults on the same
+# observation; 20 fixed evaluation episodes of up to 1,000 steps (reset seeds 0..19) per
+# checkpoint. Bars: returns of a policy that clearly runs / hops / walks at 100k steps.
+MUJOCO_EVAL_EPISODES = 20
+
+
+def _mujoco_row(env: str, config: str, bar: float, note: str, *, ddpg: bool = False,
+                steps: int = 100_000) -> Row:
+    velora = System("velora_ddpg" if ddpg else "velora_sac", config=f"configs/mujoco/{config}")
+    peer = {"sb3_td3": System("sb3_td3")} if ddpg else {"sb3_sac": System("sb3_sac")}
+    return Row(env, steps, 10_000, bar, {"velora": velora, **peer}, note,
+               eval_episodes=MUJOCO_EVAL_EPISODES)
+
+
+MUJOCO_ROWS: dict[str, Row] = {
+    "halfcheetah_sac": _mujoco_row("HalfCheetah-v5", "halfcheetah.toml", 3000.0,
+                                   "LiquidSAC stored state (configs/mujoco) vs SB3 SAC (defaults)"),
+    "hopper_sac": _mujoco_row("Hopper-v5", "hopper.toml", 1000.0,
+                              "LiquidSAC stored state (configs/mujoco) vs SB3 SAC (defaults)"),
+    "walker2d_sac": _mujoco_row("Walker2d-v5", "walker2d.toml", 1000.0,
+                                "LiquidSAC stored state (configs/mujoco) vs SB3 SAC (defaults)"),
+    "halfcheetah_p_sac": _mujoco_row("velora/HalfCheetah-P-v5", "halfcheetah_p.toml", 1500.0,
+                                     "positions only: LiquidSAC sequence mode vs SB3 SAC"),
+    "hopper_p_sac": _mujoco_row("velora/Hopper-P-v5", "hopper_p.toml", 500.0,
+                                "positions only: LiquidSAC sequence mode vs SB3 SAC"),
+    "walker2d_p_sac": _mujoco_row("velora/Walker2d-P-v5", "walker2d_p.toml", 500.0,
+                                  "positions only: LiquidSAC sequence mode vs SB3 SAC"),
+    "halfcheetah_v_sac": _mujoco_row("velora/HalfCheetah-V-v5", "halfcheetah_v.toml", 1500.0,
+                                     "velocities only: LiquidSAC sequence mode vs SB3 SAC"),
+    "hopper_v_sac": _mujoco_row("velora/Hopper-V-v5", "hopper_v.toml", 500.0,
+                                "velocities only: LiquidSAC sequence mode vs SB3 SAC"),
+    "halfcheetah_ddpg": _mujoco_row("HalfCheetah-v5", "halfcheetah.toml", 3000.0,
+                                    "LiquidDDPG (configs/mujoco/halfcheetah.toml) vs SB3 TD3 "
+                                    "(defaults)", ddpg=True),
+}
 
 ROWS: dict[str, Row] = {
     "pendulum_sac": Row(
@@ -100,6 +146,17 @@ ROWS: dict[str, Row] = {
         {"velora": System("velora_sac_discrete"),
          "sb3_dqn": System("sb3_dqn", DQN_CARTPOLE)},
         "LiquidSACDiscrete (defaults) vs SB3 DQN (RL-Zoo settings)"),
+    **MUJOCO_ROWS,
+    # A smoke figure, not a result: one seed, 10k steps, 5 episodes. velora starts learning
+    # at 1,000 steps here (the config's 10,000 would leave no update in 10k), SB3 at its 100.
+    "halfcheetah_smoke": Row(
+        "HalfCheetah-v5", 10_000, 10_000, 3000.0,
+        {"velora": System("velora_sac", {"learning_starts": 1000},
+                          config="configs/mujoco/halfcheetah.toml"),
+         "velora_defaults": System("velora_sac"),
+         "sb3_sac": System("sb3_sac")},
+        "smoke: LiquidSAC (configs/mujoco/halfcheetah.toml, learning_starts 1000) and LiquidSAC "
+        "(defaults) vs SB3 SAC (defaults)", eval_episodes=5),
 }
 
 # POPGym's memory tasks (Morad et al., ICLR 2023), Easy level, on POPGym's return scale [-1, 1]:
@@ -127,13 +184,26 @@ for _task in POPGYM_TASKS:
 
 
 # ---------------------------------------------------------------------------- systems
+def config_kwargs(cls: type, config: str | None) -> dict[str, Any]:
+    """The agent hyperparameters of a ``velora train --config`` file (its run options, such as
+    ``steps``, are the row's business), checked as the command line checks them."""
+    if config is None:
+        return {}
+    from velora.cli import config_values, hyperparameters, read_toml
+
+    agent_cfg, _ = config_values(read_toml(REPO_ROOT / config), hyperparameters(cls), cls.__name__,
+                                 f"config file {config!r}")
+    return agent_cfg
+
+
 class VeloraSystem:
-    def __init__(self, kind: str, env_id: str, seed: int, kwargs: dict[str, Any]) -> None:
+    def __init__(self, kind: str, env_id: str, seed: int, kwargs: dict[str, Any],
+                 config: str | None = None) -> None:
         from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete
 
         cls = {"velora_sac": LiquidSAC, "velora_ddpg": LiquidDDPG,
                "velora_sac_discrete": LiquidSACDiscrete}[kind]
-        self.agent = cls(env_id, seed=seed, **kwargs)
+        self.agent = cls(env_id, seed=seed, **{**config_kwargs(cls, config), **kwargs})
         self.sps = float("nan")
 
     def train(self, steps: int) -> None:
@@ -235,14 +305,25 @@ class _NormalizedPolicy:
 
 def build(system: System, env_id: str, seed: int) -> VeloraSystem | SB3System:
     kind = system.kind
-    cls = VeloraSystem if kind.startswith("velora_") else SB3System
-    return cls(kind, env_id, seed, system.kwargs)
+    if kind.startswith("velora_"):
+        return VeloraSystem(kind, env_id, seed, system.kwargs, system.config)
+    return SB3System(kind, env_id, seed, system.kwargs)
 
 
 # ---------------------------------------------------------------------------- running
-def results_path(row: str, threads: int) -> Path:
+def results_path(row: str, threads: int, steps: int | None = None) -> Path:
+    """``docs/results/<row>[.threads-...][.steps-N].jsonl``: runs with another thread count or
+    another budget than the row's (``--steps``) keep their own file."""
     suffix = "" if threads == 1 else ".threads-default" if threads == 0 else f".threads-{threads}"
+    if steps is not None and steps != ROWS[row].steps:
+        suffix += f".steps-{steps}"
     return RESULTS / f"{row}{suffix}.jsonl"
+
+
+def budget(row_name: str, steps: int | None, eval_every: int | None) -> Row:
+    """The row, with its step budget and evaluation interval replaced where given."""
+    row = ROWS[row_name]
+    return replace(row, steps=steps or row.steps, eval_every=eval_every or row.eval_every)
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -257,7 +338,8 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def run_job(row_name: str, system_name: str, seed: int, threads: int) -> None:
+def run_job(row_name: str, system_name: str, seed: int, threads: int, steps: int | None = None,
+            eval_every: int | None = None) -> None:
     """Train one system on one seed, evaluating at every checkpoint; append JSON lines."""
     import torch
 
@@ -265,18 +347,19 @@ def run_job(row_name: str, system_name: str, seed: int, threads: int) -> None:
 
     if threads > 0:
         torch.set_num_threads(threads)
-    row = ROWS[row_name]
+    row = budget(row_name, steps, eval_every)
     system = row.systems[system_name]
     env_id = system.env or row.env
     trained = build(system, env_id, seed)
-    path = results_path(row_name, threads)
+    path = results_path(row_name, threads, row.steps)
+    seeds = EVAL_SEEDS if row.eval_episodes is None else EVAL_SEEDS[: row.eval_episodes]
     start, steps = time.perf_counter(), 0
     while steps < row.steps:
         chunk = min(row.eval_every, row.steps - steps)
         trained.train(chunk)
         steps += chunk
         env = trained.eval_env(env_id)
-        returns = episode_returns(trained.policy, env, EVAL_SEEDS)
+        returns = episode_returns(trained.policy, env, seeds)
         env.close()
         line = {"row": row_name, "system": system_name, "seed": seed, "step": steps,
                 "threads": threads or torch.get_num_threads(), "sps": round(trained.sps, 1),
@@ -290,12 +373,13 @@ def run_job(row_name: str, system_name: str, seed: int, threads: int) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    row = ROWS[args.row]
+    steps, eval_every = getattr(args, "steps", None), getattr(args, "eval_every", None)
+    row = budget(args.row, steps, eval_every)
     systems = args.systems or list(row.systems)
     unknown = sorted(set(systems) - set(row.systems))
     if unknown:
         raise SystemExit(f"--systems: {unknown} not in row {args.row} ({sorted(row.systems)})")
-    path = results_path(args.row, args.threads)
+    path = results_path(args.row, args.threads, row.steps)
     path.parent.mkdir(parents=True, exist_ok=True)
     done = {(line["system"], line["seed"]) for line in read_lines(path)
             if line["step"] >= row.steps}
@@ -316,17 +400,19 @@ def run(args: argparse.Namespace) -> None:
         while len(running) >= args.jobs:
             running = [p for p in running if p.poll() is None]
             time.sleep(0.5)
-        cmd = [sys.executable, __file__, "_job", args.row, system, str(seed), str(args.threads)]
+        cmd = [sys.executable, __file__, "_job", args.row, system, str(seed), str(args.threads),
+               str(row.steps), str(row.eval_every)]
         running.append(subprocess.Popen(cmd, env=env))
     for p in running:
         p.wait()
 
 
 # ---------------------------------------------------------------------------- reporting
-def collect(row_name: str, threads: int) -> dict[str, dict[int, dict[int, list[float]]]]:
+def collect(row_name: str, threads: int, steps: int | None = None
+            ) -> dict[str, dict[int, dict[int, list[float]]]]:
     """``{system: {step: {seed: returns}}}`` from the row's results file."""
     table: dict[str, dict[int, dict[int, list[float]]]] = {}
-    for line in read_lines(results_path(row_name, threads)):
+    for line in read_lines(results_path(row_name, threads, steps)):
         table.setdefault(line["system"], {}).setdefault(line["step"], {})[line["seed"]] = \
             line["returns"]
     return table
@@ -337,10 +423,11 @@ def report(args: argparse.Namespace) -> str:
 
     from velora.evaluation import summarize
 
-    row = ROWS[args.row]
-    table = collect(args.row, args.threads)
+    row = budget(args.row, getattr(args, "steps", None), None)
+    table = collect(args.row, args.threads, row.steps)
+    episodes = "0..99" if row.eval_episodes is None else f"0..{row.eval_episodes - 1}"
     lines = [f"**{args.row}** — {row.env}, {row.steps:,} steps; {row.note}. Each trained policy "
-             f"evaluated deterministically on reset seeds 0..99; bar {row.bar:g}.", "",
+             f"evaluated deterministically on reset seeds {episodes}; bar {row.bar:g}.", "",
              "| system | step | seeds | mean [95 % CI] | IQM [95 % CI] | worst episode | "
              "episodes ≥ bar | per-seed means |",
              "|---|---|---|---|---|---|---|---|"]
@@ -378,7 +465,8 @@ def plot(row_name: str, curves: dict[str, list[tuple[int, Any]]], out: Path) -> 
                         [p[1].mean_ci[1] for p in points], alpha=0.25)
     ax.axhline(row.bar, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("env steps")
-    ax.set_ylabel("mean return, reset seeds 0..99 (95 % CI over seeds)")
+    episodes = "0..99" if row.eval_episodes is None else f"0..{row.eval_episodes - 1}"
+    ax.set_ylabel(f"mean return, reset seeds {episodes} (95 % CI over seeds)")
     ax.set_title(f"{row_name}: {row.env}")
     ax.legend()
     fig.tight_layout()
@@ -391,7 +479,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_job":  # a worker process started by `run`
         row, system, seed, threads = argv[1:5]
-        run_job(row, system, int(seed), int(threads))
+        steps, eval_every = (int(v) for v in argv[5:7]) if len(argv) >= 7 else (None, None)
+        run_job(row, system, int(seed), int(threads), steps, eval_every)
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -402,9 +491,14 @@ def main(argv: list[str] | None = None) -> None:
     p_run.add_argument("--jobs", type=int, default=2, help="processes at once (one `run` per row "
                        "and system at a time: a second would restart the first's jobs)")
     p_run.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch's default")
+    p_run.add_argument("--steps", type=int, default=None,
+                       help="another step budget than the row's (e.g. 1000000 for MuJoCo's full "
+                       "budget; results go to their own .steps-N file)")
+    p_run.add_argument("--eval-every", type=int, default=None, help="with --steps: the interval")
     p_rep = sub.add_parser("report", help="the protocol's table (and curves) from the results")
     p_rep.add_argument("row", choices=sorted(ROWS))
     p_rep.add_argument("--threads", type=int, default=1)
+    p_rep.add_argument("--steps", type=int, default=None, help="the budget a run used (--steps)")
     p_rep.add_argument("--plot", type=Path, default=None)
     sub.add_parser("list", help="the rows")
     args = parser.parse_args(argv)

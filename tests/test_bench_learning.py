@@ -94,3 +94,48 @@ def test_report_gives_the_protocols_figures_per_system_and_step(bench, capsys):
     assert cells[5] == "-500.0"  # worst episode
     assert cells[6] == "67 %"  # 4 of 6 episodes at or above -200
     assert cells[7] == "-200, -150, -310"
+
+
+# --------------------------------------------------------------------------- MuJoCo rows
+def test_a_row_can_evaluate_on_fewer_of_the_fixed_episodes(bench):
+    bench.ROWS["tiny_few"] = bench.replace(bench.ROWS["tiny"], eval_episodes=2)
+    bench.run_job("tiny_few", "velora", seed=0, threads=1)
+    lines = bench.read_lines(bench.results_path("tiny_few", 1))
+    assert [len(x["returns"]) for x in lines] == [2, 2]  # reset seeds 0 and 1 of (0, 1, 2)
+
+
+def test_another_budget_keeps_its_own_results_file(bench):
+    bench.run_job("tiny", "velora", seed=0, threads=1, steps=60, eval_every=30)
+    path = bench.results_path("tiny", 1, 60)
+    assert path.name == "tiny.steps-60.jsonl"
+    assert [x["step"] for x in bench.read_lines(path)] == [30, 60]
+    assert not bench.results_path("tiny", 1).exists()
+
+
+def test_a_velora_system_starts_from_its_config_file_and_its_kwargs_win(bench, tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text('n_neurons = 6\ncritic_neurons = 10\nburn_in = 2\nnormalize_observations = true\n'
+                      'steps = 999\n')  # a run option: the row's budget decides, not the file
+    system = bench.System("velora_sac", {"n_neurons": 8}, config=str(config))
+    agent = bench.build(system, "Pendulum-v1", seed=0).agent
+    assert (agent.n_neurons, agent.critic_neurons, agent.burn_in) == (8, 10, 2)
+    assert agent.obs_normalizer is not None
+    config.write_text("n_neurons = 6\nwings = 2\n")
+    with pytest.raises(ValueError, match="unknown key 'wings'"):
+        bench.build(system, "Pendulum-v1", seed=0)
+
+
+def test_every_mujoco_row_builds_velora_from_the_shipped_configs(bench):
+    try:  # MuJoCo loads the OpenGL library MUJOCO_GL names on import, and fails if it is missing
+        import mujoco  # noqa: F401
+    except Exception as err:
+        pytest.skip(f"MuJoCo unavailable: {type(err).__name__}: {err}")
+    assert set(bench.MUJOCO_ROWS) <= set(bench.ROWS)
+    for name, row in bench.MUJOCO_ROWS.items():
+        assert row.steps == 100_000 and row.eval_episodes == 20, name
+        velora_system = row.systems["velora"]
+        assert (bench.REPO_ROOT / velora_system.config).is_file(), name
+        agent = bench.build(velora_system, row.env, seed=0).agent
+        assert agent.obs_normalizer is not None and agent.learning_starts == 10_000, name
+        assert agent.replay == ("sequence" if row.env.startswith("velora/") else "stored_state")
+        agent.env.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import re
 import shutil
 import sys
@@ -584,6 +585,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def headless_mujoco_gl() -> str | None:
+    """Choose MuJoCo's OpenGL backend for recording where no display is set.
+
+    MuJoCo renders through GLFW unless ``MUJOCO_GL`` says otherwise, and GLFW needs a display.
+    Without ``DISPLAY`` / ``WAYLAND_DISPLAY`` and without a ``MUJOCO_GL`` of the user's,
+    this sets ``MUJOCO_GL=egl`` (a GPU driver's EGL, or Mesa's software one: ``libegl1``
+    and ``libgl1-mesa-dri`` on Debian/Ubuntu); ``MUJOCO_GL=osmesa`` (``libosmesa6``) is the
+    other headless choice. Returns the backend in use (``None``: GLFW with a display).
+    """
+    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY") \
+            and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ["MUJOCO_GL"] = "egl"
+    return os.environ.get("MUJOCO_GL")
+
+
 def _evaluate_with_video(agent: Any, env_id: str, args: argparse.Namespace,
                          deterministic: bool) -> tuple[float, float]:
     import gymnasium as gym
@@ -595,6 +611,7 @@ def _evaluate_with_video(agent: Any, env_id: str, args: argparse.Namespace,
     if target.suffix.lower() != ".mp4":
         raise CLIError(f"--video must name an .mp4 file, got {args.video!r}")
     target.parent.mkdir(parents=True, exist_ok=True)
+    headless_mujoco_gl()  # read by MuJoCo when the first renderer is made, below
     with tempfile.TemporaryDirectory(prefix=".velora-video-", dir=target.parent) as tmp:
         folder = Path(tmp) / "video"  # RecordVideo warns about folders that already exist
         env = make_env(env_id, render_mode="rgb_array")
@@ -609,6 +626,12 @@ def _evaluate_with_video(agent: Any, env_id: str, args: argparse.Namespace,
             if "render" in str(err).lower():
                 raise CLIError(f"{env_id} cannot be recorded: {err}") from None
             raise
+        except Exception as err:  # MuJoCo's FatalError when no OpenGL context can be made
+            if not type(err).__module__.startswith("mujoco"):
+                raise
+            raise MissingDependencyError(
+                f"rendering {env_id} failed with MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {err} "
+                f"(headless MuJoCo renders with MUJOCO_GL=egl or MUJOCO_GL=osmesa)") from None
         finally:
             env.close()
         videos = sorted(folder.glob("*.mp4"))

@@ -40,6 +40,7 @@ __all__ = [
     "encode_observation",
     "make_env",
     "make_vector_env",
+    "mujoco_observation_parts",
     "resets_itself",
     "with_history",
 ]
@@ -289,6 +290,62 @@ for _env_id, (_keep, _previous, _doc) in PARTIAL_OBSERVABILITY_ENVS.items():
     if _env_id not in gym.registry:
         gym.register(_env_id, entry_point=_pendulum_masked(_keep, _previous),
                      max_episode_steps=None)
+
+
+def mujoco_observation_parts(env: gym.Env) -> dict[str, list[int]]:
+    """Where the joint positions and velocities sit in a Gymnasium MuJoCo locomotion
+    observation: ``{"positions": [...], "velocities": [...]}`` (indices into the observation).
+
+    Gymnasium's v5 HalfCheetah, Hopper and Walker2d observe ``qpos[k:]`` then ``qvel``
+    (Hopper and Walker2d clip ``qvel`` to [-10, 10]), where ``k`` is the number of leading
+    position coordinates left out (1, the torso's x, with the default
+    ``exclude_current_positions_from_observation=True``; 0 with ``False``). The index sets are
+    read off the model (``nq``, ``nv``) and the observation size, not assumed: with
+    ``n = nq - k`` kept positions, positions are ``[0, n)`` and velocities ``[n, n + nv)``.
+    ``ValueError`` for an env whose observation is not laid out that way (e.g. Ant, whose
+    observation also holds contact forces).
+    """
+    base = env.unwrapped
+    model = getattr(base, "model", None)
+    if model is None or not hasattr(model, "nq") or not hasattr(model, "nv"):
+        raise ValueError(f"mujoco_observation_parts needs a Gymnasium MuJoCo env, got {base}")
+    nq, nv = int(model.nq), int(model.nv)
+    obs_size = int(np.prod(_flat_box(env.observation_space, "mujoco_observation_parts").shape))
+    skipped = nq + nv - obs_size
+    exclude = bool(getattr(base, "_exclude_current_positions_from_observation", True))
+    if skipped < 0 or skipped >= nq or (skipped > 0) != exclude:
+        raise ValueError(f"{base.spec.id if base.spec else base}: an observation of {obs_size} "
+                         f"entries is not qpos[k:] (nq={nq}) followed by qvel (nv={nv})")
+    n_positions = nq - skipped
+    return {"positions": list(range(n_positions)),
+            "velocities": list(range(n_positions, n_positions + nv))}
+
+
+def _mujoco_masked(base_id: str, part: Literal["positions", "velocities"]) -> Callable[..., gym.Env]:
+    def make(**kwargs: object) -> gym.Env:
+        env = gym.make(base_id, **kwargs)  # needs gymnasium[mujoco]: pip install "velora[mujoco]"
+        return MaskObservation(env, mujoco_observation_parts(env)[part])
+    return make
+
+
+# The partially observable MuJoCo tasks of pomdp-baselines (Ni et al., 2022), on Gymnasium's
+# v5 envs: -P sees joint positions only, -V joint velocities only. With Gymnasium's default
+# exclude_current_positions_from_observation=True the kept indices are (see
+# mujoco_observation_parts, which derives them from the model):
+#   HalfCheetah-v5 (17 = qpos[1:9] + qvel[0:9]):  -P [0, 8),  -V [8, 17)
+#   Hopper-v5      (11 = qpos[1:6] + qvel[0:6]):  -P [0, 5),  -V [5, 11)  (qvel clipped to ±10)
+#   Walker2d-v5    (17 = qpos[1:9] + qvel[0:9]):  -P [0, 8),  -V [8, 17)  (qvel clipped to ±10)
+# Entry: (base env id, part kept, doc). Registering needs no MuJoCo; making one does.
+MUJOCO_PARTIAL_OBSERVABILITY_ENVS: dict[str, tuple[str, Literal["positions", "velocities"], str]] = {}
+for _base in ("HalfCheetah", "Hopper", "Walker2d"):
+    MUJOCO_PARTIAL_OBSERVABILITY_ENVS[f"velora/{_base}-P-v5"] = (
+        f"{_base}-v5", "positions", f"{_base}-v5 seeing joint positions only (needs velora[mujoco])")
+    MUJOCO_PARTIAL_OBSERVABILITY_ENVS[f"velora/{_base}-V-v5"] = (
+        f"{_base}-v5", "velocities", f"{_base}-v5 seeing joint velocities only (needs velora[mujoco])")
+for _env_id, (_base_id, _part, _doc) in MUJOCO_PARTIAL_OBSERVABILITY_ENVS.items():
+    if _env_id not in gym.registry:
+        gym.register(_env_id, entry_point=_mujoco_masked(_base_id, _part), max_episode_steps=None)
+PARTIAL_OBSERVABILITY_ENVS.update(MUJOCO_PARTIAL_OBSERVABILITY_ENVS)  # velora list shows them all
 
 
 def check_observation_space(space: gym.Space) -> SpaceEncoder | None:

@@ -45,6 +45,8 @@ from velora.envs import (
 )
 from velora.evaluation import episode_returns
 from velora.logger import RunLogger
+from velora.normalization import RunningMeanStd
+from velora.sizing import AUTO, auto_actor_neurons, auto_critic_neurons
 from velora.spaces import describe_space
 
 Hidden = dict[str, torch.Tensor]
@@ -311,8 +313,8 @@ class OffPolicyAgent:
         self,
         env: EnvLike,
         *,
-        n_neurons: int | None,
-        critic_neurons: int | None,
+        n_neurons: int | Literal["auto"] | None,
+        critic_neurons: int | Literal["auto"] | None,
         sparsity_level: float | None,
         replay: ReplayMode,
         seq_len: int,
@@ -329,10 +331,14 @@ class OffPolicyAgent:
         vectorization: Literal["sync", "async"],
         device: str | torch.device,
         seed: int | None,
+        normalize_observations: bool = False,
     ) -> None:
         # Every check happens before anything is built.
         if replay not in ("stored_state", "sequence"):
             raise ValueError(f"replay must be 'stored_state' or 'sequence', got {replay!r}")
+        if not isinstance(normalize_observations, bool):
+            raise ValueError(f"normalize_observations must be True or False, got "
+                             f"{normalize_observations!r}")
         self.replay = replay
         self.history = check_history(replay_mode_default("history", history, replay))
         n_neurons = replay_mode_default("n_neurons", n_neurons, replay)
@@ -340,8 +346,13 @@ class OffPolicyAgent:
         sparsity_level = replay_mode_default("sparsity_level", sparsity_level, replay)
         gradient_steps = replay_mode_default("gradient_steps", gradient_steps, replay)
         gamma = replay_mode_default("gamma", gamma, replay)
-        self.n_neurons = positive_int("n_neurons", n_neurons)
-        self.critic_neurons = positive_int("critic_neurons", critic_neurons)
+        # "auto" sizes are resolved once obs_dim and act_dim are known (velora.sizing).
+        for name, value in (("n_neurons", n_neurons), ("critic_neurons", critic_neurons)):
+            if isinstance(value, str) and value != AUTO:
+                raise ValueError(f"{name} must be a positive integer or 'auto', got {value!r}")
+        self.n_neurons = n_neurons if n_neurons == AUTO else positive_int("n_neurons", n_neurons)
+        self.critic_neurons = critic_neurons if critic_neurons == AUTO \
+            else positive_int("critic_neurons", critic_neurons)
         self.sparsity_level = finite_float("sparsity_level", sparsity_level, low=0.1, high=0.9)
         self.seq_len = positive_int("seq_len", seq_len)
         self.burn_in = non_negative_int("burn_in", burn_in)
@@ -395,6 +406,8 @@ class OffPolicyAgent:
                              f"env's share of the buffer ({self.buffer_size // self.num_envs})")
 
         self.obs_dim = int(np.prod(self.observation_space.shape))
+        # Running statistics of what the networks read (velora.normalization); None: raw inputs.
+        self.obs_normalizer = RunningMeanStd(self.obs_dim) if normalize_observations else None
         self.multi_discrete = isinstance(self.action_space, gym.spaces.MultiDiscrete)
         if self.action_kind == "box":
             self.act_dim = int(np.prod(self.action_space.shape))
@@ -411,6 +424,12 @@ class OffPolicyAgent:
                 self.action_nvec = (int(self.action_space.n),)
                 self._action_start = np.int64(self.action_space.start)
             self.act_dim = int(sum(self.action_nvec))
+        if self.n_neurons == AUTO:
+            self.n_neurons = auto_actor_neurons(self.obs_dim, self.act_dim,
+                                                self._plain_default("n_neurons"))
+        if self.critic_neurons == AUTO:
+            self.critic_neurons = auto_critic_neurons(self.obs_dim, self.act_dim,
+                                                      self._plain_default("critic_neurons"))
         self.device = torch.device(device)
 
         self.rng = np.random.default_rng(seed)
@@ -432,6 +451,20 @@ class OffPolicyAgent:
         self.train_metrics: dict[str, float] = {}
         self._config: dict[str, Any] = {}
 
+    def _plain_default(self, name: str) -> int:
+        """The circuit size ``name`` gets when not given: the class's own default (DDPG's
+        critic: 64), else the replay mode's. ``"auto"`` never goes below it."""
+        default: Any = None
+        for klass in type(self).__mro__:  # a subclass may take it through **kwargs
+            init = vars(klass).get("__init__")
+            parameter = None if init is None else inspect.signature(init).parameters.get(name)
+            if parameter is not None:
+                default = parameter.default
+                break
+        if not isinstance(default, int) or isinstance(default, bool):
+            default = replay_mode_default(name, None, self.replay)
+        return int(default)
+
     @property
     def config(self) -> dict[str, Any]:
         """The hyperparameters in use (JSON-able; logged and saved in checkpoints)."""
@@ -441,7 +474,9 @@ class OffPolicyAgent:
     def config(self, arguments: dict[str, Any]) -> None:
         # An argument left at None (a replay-mode default, the default batch) is recorded as
         # the value in use, so a checkpoint rebuilds the same agent even if defaults change.
-        self._config = {name: getattr(self, name) if value is None and name in _RESOLVED_ARGUMENTS
+        # So is an "auto" circuit size (velora.sizing): the checkpoint holds the size in use.
+        self._config = {name: getattr(self, name) if name in _RESOLVED_ARGUMENTS and
+                        (value is None or (isinstance(value, str) and value == AUTO))
                         else value for name, value in arguments.items()}
         if "history" in self._config:  # one canonical, JSON- and hparams-friendly spelling
             self._config["history"] = ",".join(self.history)
@@ -577,6 +612,8 @@ class OffPolicyAgent:
                 f"in batch row {first[0]}, at index {first[1:]}"
             raise ValueError(f"predict: the observation holds a non-finite value (nan or inf) "
                              f"{where}")
+        if self.obs_normalizer is not None:  # frozen statistics: predicting never changes them
+            obs = self.obs_normalizer.normalize(obs)
         n = obs.shape[0]
         size = self.hidden_sizes["actor"]
         fast = deterministic and self.device.type == "cpu" and self._numpy_policy_matches()
@@ -722,9 +759,28 @@ class OffPolicyAgent:
                             hidden_sizes=self.hidden_sizes, num_envs=self.num_envs,
                             device=self.device, seed=self.seed)
 
+    def _observe(self, obs: np.ndarray) -> np.ndarray:
+        """The training loop's observations ``(n, *obs_shape)`` as the networks read them: with
+        observation normalisation, first merged into the running statistics (the only place
+        they change), then normalised; otherwise as they are."""
+        if self.obs_normalizer is None:
+            return obs
+        flat = np.asarray(obs, dtype=np.float32).reshape(len(obs), self.obs_dim)
+        self.obs_normalizer.update(flat)
+        return self.obs_normalizer.normalize(flat)
+
     def sample_window(self) -> Window:
         """One replay batch in the configured mode, as a :class:`Window` of
-        ``burn_in + window_length`` steps."""
+        ``burn_in + window_length`` steps (observations normalised with the current
+        statistics when the agent normalises them; the buffer keeps them raw)."""
+        window = self._sample_raw_window()
+        if self.obs_normalizer is None:
+            return window
+        return replace(window, observations=self.obs_normalizer.normalize_tensor(window.observations),
+                       next_observations=self.obs_normalizer.normalize_tensor(
+                           window.next_observations))
+
+    def _sample_raw_window(self) -> Window:
         assert self.buffer is not None
         if self.burn_in > 0 or self.replay == "sequence":
             b = self.buffer.sample_sequences(self.batch_size, self.window_length, self.burn_in)
@@ -821,7 +877,8 @@ class OffPolicyAgent:
         try:
             while self.num_timesteps < target:
                 warmup = self.num_timesteps < self.learning_starts
-                actions, next_hidden = self.act(self.obs_tensor(obs), hidden, random=warmup)
+                actions, next_hidden = self.act(self.obs_tensor(self._observe(obs)), hidden,
+                                                random=warmup)
                 try:
                     next_obs, reward, terminated, truncated, info = self.env.step(
                         self.to_env_action(actions))
@@ -943,6 +1000,8 @@ class OffPolicyAgent:
         state = {}
         if isinstance(getattr(self, "log_alpha", None), torch.Tensor):
             state["log_alpha"] = self.log_alpha.detach()
+        if self.obs_normalizer is not None:
+            state.update({f"obs_norm/{k}": v for k, v in self.obs_normalizer.state().items()})
         return state
 
     def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -950,6 +1009,9 @@ class OffPolicyAgent:
         if "log_alpha" in state:
             with torch.no_grad():
                 self.log_alpha.copy_(state["log_alpha"])
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.load_state({k.removeprefix("obs_norm/"): v for k, v in state.items()
+                                            if k.startswith("obs_norm/")})
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str | Path, *, include_buffer: bool = False) -> Path:

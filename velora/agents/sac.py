@@ -80,8 +80,9 @@ class LiquidSAC(OffPolicyAgent):
         env: a ``gymnasium.Env``, an env id (``"Pendulum-v1"``), or a
             ``gymnasium.vector.VectorEnv`` in any autoreset mode.
         n_neurons: actor circuit size (inter + command neurons); ``None``: 16, or 32 in
-            sequence mode.
-        critic_neurons: each critic's circuit size; ``None``: 48, or 64 in sequence mode.
+            sequence mode; ``"auto"``: grown with the action size (:mod:`velora.sizing`).
+        critic_neurons: each critic's circuit size; ``None``: 48, or 64 in sequence mode;
+            ``"auto"``: grown with the observation and action sizes (:mod:`velora.sizing`).
         sparsity_level: fraction of possible synapses left out of every circuit; ``None``:
             0.5, or 0.2 in sequence mode.
         replay: ``"stored_state"`` (default) — one-step updates from single transitions, each
@@ -123,6 +124,10 @@ class LiquidSAC(OffPolicyAgent):
         vectorization: ``"sync"`` (same process) or ``"async"`` (subprocesses).
         device: torch device.
         seed: seeds the networks, the env, its action space, numpy and torch.
+        normalize_observations: feed the networks observations normalised by their running
+            mean and standard deviation (clipped to ±10), updated only while training and
+            saved in checkpoints (:mod:`velora.normalization`); for inputs on very different
+            scales, such as MuJoCo's joint angles and velocities.
     """
 
     algorithm = "sac"
@@ -132,8 +137,8 @@ class LiquidSAC(OffPolicyAgent):
         self,
         env: EnvLike,
         *,
-        n_neurons: int | None = None,
-        critic_neurons: int | None = None,
+        n_neurons: int | Literal["auto"] | None = None,
+        critic_neurons: int | Literal["auto"] | None = None,
         sparsity_level: float | None = None,
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
@@ -155,6 +160,7 @@ class LiquidSAC(OffPolicyAgent):
         vectorization: Literal["sync", "async"] = "sync",
         device: str | torch.device = "cpu",
         seed: int | None = None,
+        normalize_observations: bool = False,
     ) -> None:
         actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
         critic_lr = finite_float("critic_lr", critic_lr, low=0.0, low_open=True)
@@ -169,6 +175,7 @@ class LiquidSAC(OffPolicyAgent):
             learning_starts=learning_starts,
             train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
             num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
+            normalize_observations=normalize_observations,
         )
         self.config = constructor_config(LiquidSAC.__init__, locals())
 

@@ -80,8 +80,8 @@ class LiquidSACDiscrete(OffPolicyAgent):
         self,
         env: EnvLike,
         *,
-        n_neurons: int | None = None,
-        critic_neurons: int | None = None,
+        n_neurons: int | Literal["auto"] | None = None,
+        critic_neurons: int | Literal["auto"] | None = None,
         sparsity_level: float | None = None,
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
@@ -103,6 +103,7 @@ class LiquidSACDiscrete(OffPolicyAgent):
         vectorization: Literal["sync", "async"] = "sync",
         device: str | torch.device = "cpu",
         seed: int | None = None,
+        normalize_observations: bool = False,
     ) -> None:
         actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
         critic_lr = finite_float("critic_lr", critic_lr, low=0.0, low_open=True)
@@ -117,6 +118,7 @@ class LiquidSACDiscrete(OffPolicyAgent):
             learning_starts=learning_starts,
             train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
             num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
+            normalize_observations=normalize_observations,
         )
         self.config = constructor_config(LiquidSACDiscrete.__init__, locals())
 
