@@ -295,3 +295,17 @@ def test_sac_and_ddpg_train_and_round_trip_with_lstm_and_gru_heads(cls, cell, re
     action2, state2 = loaded.predict(obs, deterministic=True)
     np.testing.assert_array_equal(action, action2)
     np.testing.assert_array_equal(state, state2)
+
+
+def test_the_cli_trains_the_t_maze_with_a_gru_head(tmp_path, monkeypatch):
+    from velora.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    save = tmp_path / "gru.safetensors"
+    assert main(["train", "sac_discrete", "velora/TMazePassive-v0", "--recurrent-cell", "gru",
+                 "--n-neurons", "6", "--critic-neurons", "6", "--learning-starts", "20",
+                 "--batch-size", "8", "--steps", "40", "--seed", "0", "--no-tensorboard",
+                 "--quiet", "--save", str(save)]) == 0
+    agent = load_agent(save)
+    assert agent.config["recurrent_cell"] == "gru" and isinstance(agent.actor, RNNNetwork)
+    assert agent.env_id == "velora/TMazePassive-v0" and agent.num_timesteps == 40
