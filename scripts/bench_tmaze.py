@@ -11,6 +11,7 @@ step budget. Results are written as they come, one JSON line per evaluation, to
 run cut in the middle starts again, its old lines superseded by the new run's).
 
     python scripts/bench_tmaze.py run --lengths 10 --cells cfc lstm gru --seeds 0 1 2
+    python scripts/bench_tmaze.py speed --lengths 10 25 50 100   # update cost vs window length
     python scripts/bench_tmaze.py report
 
 Window: the whole episode must fit in the part of a replay window that gets gradients, or the
@@ -40,6 +41,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "docs" / "results" / "tmaze.jsonl"
+SPEED_RESULTS = REPO_ROOT / "docs" / "results" / "tmaze_speed.jsonl"
 CELLS = ("cfc", "lstm", "gru")
 
 
@@ -155,6 +157,48 @@ def run(args: argparse.Namespace) -> None:
                 run_one(cell, length, seed, args)
 
 
+def speed(args: argparse.Namespace) -> None:
+    """The cost of training against the window length, without learning runs: per (cell, L),
+    fill the buffer with random play, then time ``--updates`` updates (the best of three
+    rounds) and the env steps per second that cost allows at ``gradient_steps`` updates per
+    step (acting excluded: an upper bound on the training SPS)."""
+    import gymnasium as gym
+    import torch
+
+    import velora.envs  # noqa: F401  (registers velora/TMazePassive-v0)
+    from velora.agents import LiquidSACDiscrete
+
+    torch.set_num_threads(args.threads)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for length in args.lengths:
+        for cell in args.cells:
+            kwargs = agent_kwargs(length, cell, args.seq_len, args.burn_in)
+            env = gym.make("velora/TMazePassive-v0", corridor_length=length)
+            agent = LiquidSACDiscrete(env, seed=0, learning_starts=1 << 30, **kwargs)
+            agent.learn(max(1000, 2 * (agent.seq_len + agent.burn_in)), log_dir=False,
+                        progress_bar=False)
+            for _ in range(2):  # warm-up
+                agent.update(agent.sample_window())
+            rounds = []
+            for _ in range(3):
+                start = time.perf_counter()
+                for _ in range(args.updates):
+                    agent.update(agent.sample_window())
+                rounds.append((time.perf_counter() - start) / args.updates)
+            update_s = min(rounds)
+            line = {"cell": cell, "L": length, "seq_len": agent.seq_len, "burn_in": agent.burn_in,
+                    "batch_size": agent.batch_size, "update_ms": 1000 * update_s,
+                    "gradient_steps": agent.gradient_steps,
+                    "sps_bound": 1.0 / (agent.gradient_steps * update_s),
+                    "transitions_per_update": agent.batch_size * (agent.seq_len + agent.burn_in),
+                    **trainable_params(agent)}
+            with args.out.open("a") as f:
+                f.write(json.dumps(line) + "\n")
+            print(f"{cell} L={length} seq_len={agent.seq_len} batch={agent.batch_size}: "
+                  f"{line['update_ms']:.1f} ms/update, at most {line['sps_bound']:.0f} SPS",
+                  flush=True)
+
+
 def latest_runs(lines: list[dict[str, Any]]) -> dict[tuple[str, int, int], list[dict[str, Any]]]:
     """The lines of the newest run of every (cell, L, seed); older, superseded runs dropped."""
     newest: dict[tuple[str, int, int], str] = {}
@@ -206,6 +250,16 @@ def report(args: argparse.Namespace) -> str:
     for cell in CELLS:
         text = "none" if longest[cell] is None else str(longest[cell])
         rows.append(f"longest L solved on every one of >= 3 seeds, {cell}: {text}")
+    speed_path = getattr(args, "speed", None)
+    speed_lines = read_lines(speed_path) if speed_path is not None else []
+    if speed_lines:
+        newest = {(x["cell"], x["L"], x["seq_len"], x["burn_in"]): x for x in speed_lines}
+        rows += ["", "| cell | L | seq_len | burn_in | batch | ms / update | SPS bound |",
+                 "|---|---|---|---|---|---|---|"]
+        for (cell, length, seq_len, burn_in), x in sorted(
+                newest.items(), key=lambda item: (CELLS.index(item[0][0]), item[0][1:])):
+            rows.append(f"| {cell} | {length} | {seq_len} | {burn_in} | {x['batch_size']} | "
+                        f"{x['update_ms']:.1f} | {x['sps_bound']:.0f} |")
     table = "\n".join(rows)
     print(table)
     return table
@@ -226,12 +280,21 @@ def main(argv: list[str] | None = None) -> None:
     run_parser.add_argument("--threads", type=int, default=1)
     run_parser.add_argument("--continue-after-solve", action="store_true")
     run_parser.add_argument("--out", type=Path, default=RESULTS)
+    speed_parser = sub.add_parser("speed", help="update cost against the window length")
+    speed_parser.add_argument("--lengths", type=int, nargs="+", default=[10, 25, 50, 100])
+    speed_parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))
+    speed_parser.add_argument("--seq-len", type=int, default=None)
+    speed_parser.add_argument("--burn-in", type=int, default=0)
+    speed_parser.add_argument("--updates", type=int, default=10)
+    speed_parser.add_argument("--threads", type=int, default=1)
+    speed_parser.add_argument("--out", type=Path, default=SPEED_RESULTS)
     report_parser = sub.add_parser("report", help="print the memory-length table")
     report_parser.add_argument("--out", type=Path, default=RESULTS)
+    report_parser.add_argument("--speed", type=Path, default=SPEED_RESULTS)
     args = parser.parse_args(argv)
-    if args.command == "run":
+    if args.command in ("run", "speed"):
         os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-        run(args)
+        (run if args.command == "run" else speed)(args)
     else:
         report(args)
 

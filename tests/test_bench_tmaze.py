@@ -71,3 +71,16 @@ def test_the_report_takes_a_cut_runs_newest_lines_and_needs_three_seeds(bench, t
     table = bench.report(bench.argparse.Namespace(out=out))
     assert "| 2/3 | s0: 4000; s1: 4000; s2: no (4000) (cut at 4000) |" in table
     assert "longest L solved on every one of >= 3 seeds, cfc: none" in table
+
+
+def test_speed_writes_the_update_cost_per_window_and_the_report_shows_it(bench, tmp_path):
+    speed_out, out = tmp_path / "speed.jsonl", tmp_path / "tmaze.jsonl"
+    bench.main(["speed", "--lengths", "2", "--cells", "lstm", "--updates", "1",
+                "--out", str(speed_out)])
+    (line,) = [json.loads(x) for x in speed_out.read_text().splitlines()]
+    assert (line["cell"], line["L"], line["seq_len"], line["burn_in"]) == ("lstm", 2, 6, 0)
+    assert line["batch_size"] == 256 // 6 and line["transitions_per_update"] == 42 * 6
+    assert line["sps_bound"] == pytest.approx(1000 / (line["gradient_steps"] * line["update_ms"]))
+    out.write_text("")
+    table = bench.report(bench.argparse.Namespace(out=out, speed=speed_out))
+    assert f"| lstm | 2 | 6 | 0 | 42 | {line['update_ms']:.1f} |" in table
