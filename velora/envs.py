@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
+from velora.envs_memory import PassiveTMaze  # registers velora/TMazePassive-v0
 from velora.spaces import (
     EncodeObservation,
     EncodeVectorObservation,
@@ -34,6 +35,7 @@ __all__ = [
     "EncodeObservation",
     "EncodeVectorObservation",
     "MaskObservation",
+    "PassiveTMaze",
     "check_action_space",
     "check_history",
     "check_observation_space",

@@ -33,7 +33,7 @@ from velora.agents.base import (
     states_before_each_step,
 )
 from velora.envs import EnvLike
-from velora.models import LiquidNCPNetwork
+from velora.models.rnn import RecurrentCell, check_recurrent_cell, make_network
 from velora.optim import adam
 
 
@@ -71,6 +71,8 @@ class LiquidDDPG(OffPolicyAgent):
         noise_std: scale of the exploration noise (0.2: on Pendulum-v1, 0.1 left one seed of
             five stuck without a swing-up at 20k steps; 0.2 swung up with all five).
         actor_lr, critic_lr: Adam learning rates.
+        recurrent_cell: ``"cfc"`` (the liquid NCP heads), or ``"lstm"`` / ``"gru"`` heads of
+            about the same trainable parameters (:mod:`velora.models.rnn`), the ablation.
     """
 
     algorithm = "ddpg"
@@ -83,6 +85,7 @@ class LiquidDDPG(OffPolicyAgent):
         n_neurons: int | Literal["auto"] | None = None,
         critic_neurons: int | Literal["auto"] = 64,
         sparsity_level: float | None = None,
+        recurrent_cell: RecurrentCell = "cfc",
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
         burn_in: int = 8,
@@ -104,6 +107,7 @@ class LiquidDDPG(OffPolicyAgent):
         seed: int | None = None,
         normalize_observations: bool = False,
     ) -> None:
+        recurrent_cell = check_recurrent_cell(recurrent_cell)
         actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
         critic_lr = finite_float("critic_lr", critic_lr, low=0.0, low_open=True)
         noise_std = finite_float("noise_std", noise_std, low=0.0)
@@ -121,15 +125,16 @@ class LiquidDDPG(OffPolicyAgent):
         self.config = constructor_config(LiquidDDPG.__init__, locals())
 
         # 1. Networks and their targets.
-        self.actor = LiquidNCPNetwork(self.obs_dim, self.n_neurons, self.act_dim,
-                                      sparsity_level=self.sparsity_level, seed=seed,
-                                      device=self.device)
+        # recurrent_cell="cfc": LiquidNCPNetworks; else LSTM / GRU heads.
+        self.actor = make_network(recurrent_cell, self.obs_dim, self.n_neurons, self.act_dim,
+                                  sparsity_level=self.sparsity_level, seed=seed,
+                                  device=self.device)
         # A learned output scale lets the critic's bounded liquid state reach returns in the
         # hundreds within a short run (see LiquidNCPNetwork).
-        self.critic = LiquidNCPNetwork(self.obs_dim + self.act_dim, self.critic_neurons, 1,
-                                       sparsity_level=self.sparsity_level,
-                                       seed=None if seed is None else seed + 1,
-                                       learned_output_scale=True, device=self.device)
+        self.critic = make_network(recurrent_cell, self.obs_dim + self.act_dim,
+                                   self.critic_neurons, 1, sparsity_level=self.sparsity_level,
+                                   seed=None if seed is None else seed + 1,
+                                   learned_output_scale=True, device=self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": self.critic.hidden_size}

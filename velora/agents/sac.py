@@ -39,8 +39,7 @@ from velora.agents.base import (
     states_before_each_step,
 )
 from velora.envs import EnvLike
-from velora.models import LiquidNCPNetwork
-from velora.models.lnn import LiquidNCPEnsemble
+from velora.models.rnn import RecurrentCell, check_recurrent_cell, make_ensemble, make_network
 from velora.optim import adam
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -85,6 +84,8 @@ class LiquidSAC(OffPolicyAgent):
             ``"auto"``: grown with the observation and action sizes (:mod:`velora.sizing`).
         sparsity_level: fraction of possible synapses left out of every circuit; ``None``:
             0.5, or 0.2 in sequence mode.
+        recurrent_cell: ``"cfc"`` (the liquid NCP heads), or ``"lstm"`` / ``"gru"`` heads of
+            about the same trainable parameters (:mod:`velora.models.rnn`), the ablation.
         replay: ``"stored_state"`` (default) — one-step updates from single transitions, each
             starting from the state stored ``burn_in`` steps earlier, refreshed through those
             steps: cheapest (no gradient through time);
@@ -140,6 +141,7 @@ class LiquidSAC(OffPolicyAgent):
         n_neurons: int | Literal["auto"] | None = None,
         critic_neurons: int | Literal["auto"] | None = None,
         sparsity_level: float | None = None,
+        recurrent_cell: RecurrentCell = "cfc",
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
         burn_in: int = 8,
@@ -162,6 +164,7 @@ class LiquidSAC(OffPolicyAgent):
         seed: int | None = None,
         normalize_observations: bool = False,
     ) -> None:
+        recurrent_cell = check_recurrent_cell(recurrent_cell)
         actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
         critic_lr = finite_float("critic_lr", critic_lr, low=0.0, low_open=True)
         alpha_lr = finite_float("alpha_lr", alpha_lr, low=0.0, low_open=True)
@@ -183,18 +186,19 @@ class LiquidSAC(OffPolicyAgent):
             return None if seed is None else seed + k
 
         # 1. Networks: actor -> (mean, log_std); two critics Q(observation, action).
-        self.actor = LiquidNCPNetwork(self.obs_dim, self.n_neurons, 2 * self.act_dim,
-                                      sparsity_level=self.sparsity_level, seed=seed_of(0),
-                                      device=self.device)
+        # recurrent_cell="cfc": LiquidNCPNetwork / LiquidNCPEnsemble; else LSTM / GRU heads.
+        self.actor = make_network(recurrent_cell, self.obs_dim, self.n_neurons, 2 * self.act_dim,
+                                  sparsity_level=self.sparsity_level, seed=seed_of(0),
+                                  device=self.device)
         # The twin critics are one batched module: member k is a LiquidNCPNetwork with seed+1+k.
         # Each has a learned output scale: the liquid state is bounded in [-1, 1], and without
         # it a critic cannot reach returns in the hundreds within a short run, so it rates
         # every bad state alike and the actor is never told to avoid one (see
         # LiquidNCPNetwork).
-        self.critics = LiquidNCPEnsemble(self.obs_dim + self.act_dim, self.critic_neurons, 1,
-                                         n_members=2, sparsity_level=self.sparsity_level,
-                                         seed=seed_of(1), learned_output_scale=True,
-                                         device=self.device)
+        self.critics = make_ensemble(recurrent_cell, self.obs_dim + self.act_dim,
+                                     self.critic_neurons, 1, n_members=2,
+                                     sparsity_level=self.sparsity_level, seed=seed_of(1),
+                                     learned_output_scale=True, device=self.device)
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
         self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critics.hidden_size}
 

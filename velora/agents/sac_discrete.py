@@ -56,8 +56,7 @@ from velora.agents.base import (
     polyak_update,
 )
 from velora.envs import EnvLike
-from velora.models import LiquidNCPNetwork
-from velora.models.lnn import LiquidNCPEnsemble
+from velora.models.rnn import RecurrentCell, check_recurrent_cell, make_ensemble, make_network
 from velora.optim import adam
 
 
@@ -71,6 +70,8 @@ class LiquidSACDiscrete(OffPolicyAgent):
         target_entropy_scale: the entropy target is ``target_entropy_scale * log(n_actions)``
             (the maximum entropy times this fraction); for MultiDiscrete actions
             ``target_entropy_scale * sum_d log(nvec[d])``, the maximum joint entropy times it.
+        recurrent_cell: ``"cfc"`` (the liquid NCP heads), or ``"lstm"`` / ``"gru"`` heads of
+            about the same trainable parameters (:mod:`velora.models.rnn`), the ablation.
     """
 
     algorithm = "sac_discrete"
@@ -83,6 +84,7 @@ class LiquidSACDiscrete(OffPolicyAgent):
         n_neurons: int | Literal["auto"] | None = None,
         critic_neurons: int | Literal["auto"] | None = None,
         sparsity_level: float | None = None,
+        recurrent_cell: RecurrentCell = "cfc",
         replay: ReplayMode = "stored_state",
         seq_len: int = 16,
         burn_in: int = 8,
@@ -105,6 +107,7 @@ class LiquidSACDiscrete(OffPolicyAgent):
         seed: int | None = None,
         normalize_observations: bool = False,
     ) -> None:
+        recurrent_cell = check_recurrent_cell(recurrent_cell)
         actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
         critic_lr = finite_float("critic_lr", critic_lr, low=0.0, low_open=True)
         alpha_lr = finite_float("alpha_lr", alpha_lr, low=0.0, low_open=True)
@@ -128,12 +131,14 @@ class LiquidSACDiscrete(OffPolicyAgent):
         # 1. Networks: actor -> logits; two critics -> Q(observation, every action). For
         # MultiDiscrete actions, one block of logits / Q-values per dimension, concatenated.
         n_actions = self.act_dim
-        self.actor = LiquidNCPNetwork(self.obs_dim, self.n_neurons, n_actions,
-                                      sparsity_level=self.sparsity_level, seed=seed_of(0),
-                                      device=self.device)
-        self.critics = LiquidNCPEnsemble(self.obs_dim, self.critic_neurons, n_actions, n_members=2,
-                                         sparsity_level=self.sparsity_level, seed=seed_of(1),
-                                         learned_output_scale=True, device=self.device)
+        # recurrent_cell="cfc": LiquidNCPNetwork / LiquidNCPEnsemble; else LSTM / GRU heads.
+        self.actor = make_network(recurrent_cell, self.obs_dim, self.n_neurons, n_actions,
+                                  sparsity_level=self.sparsity_level, seed=seed_of(0),
+                                  device=self.device)
+        self.critics = make_ensemble(recurrent_cell, self.obs_dim, self.critic_neurons, n_actions,
+                                     n_members=2, sparsity_level=self.sparsity_level,
+                                     seed=seed_of(1), learned_output_scale=True,
+                                     device=self.device)
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
         self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critics.hidden_size}
 

@@ -1,0 +1,304 @@
+"""How long does an agent remember? ``LiquidSACDiscrete`` on the passive T-maze
+(``velora/TMazePassive-v0``, Ni et al. 2023) for corridor lengths L, with the liquid (CfC) head
+and LSTM / GRU heads of (about) the same trainable parameters (``recurrent_cell``).
+
+Each run (cell, L, seed) trains in sequence mode and, every ``--eval-every`` env steps, plays
+one deterministic episode per cue value (+1 and -1; the policy and the maze are deterministic,
+so that is the whole evaluation). A run is *solved* at the first evaluation where the policy
+turns the right way for both cues; L is solved by a cell when all its seeds solve it within the
+step budget. Results are written as they come, one JSON line per evaluation, to
+``docs/results/tmaze.jsonl``; re-running the same command skips the runs already finished (a
+run cut in the middle starts again, its old lines superseded by the new run's).
+
+    python scripts/bench_tmaze.py run --lengths 10 --cells cfc lstm gru --seeds 0 1 2
+    python scripts/bench_tmaze.py speed --lengths 10 25 50 100   # update cost vs window length
+    python scripts/bench_tmaze.py report
+
+Window: the whole episode must fit in the part of a replay window that gets gradients, or the
+cue could reach the decision only through a stored (stale, gradient-free) state. Windows start
+anywhere in the stream, so ``seq_len = 2 (L + 1)`` (the default here) holds at least one whole
+episode, cue to turn, in every window; ``burn_in`` is 0 (the stored state covers the part
+before the first episode start). Batches keep velora's 256 transitions per update
+(``256 // seq_len`` windows, at least 1).
+
+Exploration: reaching the junction in time needs L moves right in a row, so the entropy target
+is set so that the policy's chance of another action is about ``1 / (L + 1)`` per step (as Ni
+et al. set DQN's final epsilon to 1 / T): ``target_entropy_scale = H(eps) / log 4`` with
+``H(eps)`` the entropy of ``(1 - eps, eps/3, eps/3, eps/3)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS = REPO_ROOT / "docs" / "results" / "tmaze.jsonl"
+SPEED_RESULTS = REPO_ROOT / "docs" / "results" / "tmaze_speed.jsonl"
+CELLS = ("cfc", "lstm", "gru")
+
+
+def exploration_scale(corridor_length: int) -> float:
+    """``target_entropy_scale`` for an off-action chance of ``1 / (L + 1)`` per step."""
+    eps = 1.0 / (corridor_length + 1)
+    entropy = -(1 - eps) * math.log(1 - eps) - eps * math.log(eps / 3)
+    return entropy / math.log(4)
+
+
+def agent_kwargs(corridor_length: int, cell: str, seq_len: int | None, burn_in: int
+                 ) -> dict[str, Any]:
+    """The ``LiquidSACDiscrete`` arguments of a run (sequence mode, velora's defaults else)."""
+    kwargs: dict[str, Any] = {
+        "replay": "sequence", "seq_len": seq_len or 2 * (corridor_length + 1),
+        "burn_in": burn_in, "target_entropy_scale": exploration_scale(corridor_length),
+        "buffer_size": 100_000,
+    }
+    if cell != "cfc":  # the default; left out so that cfc runs need no recurrent_cell option
+        kwargs["recurrent_cell"] = cell
+    return kwargs
+
+
+def evaluate_cues(agent: Any, corridor_length: int) -> dict[str, Any]:
+    """One deterministic episode per cue: the return and whether the turn was right."""
+    import gymnasium as gym
+
+    env = agent.wrap_env(gym.make("velora/TMazePassive-v0", corridor_length=corridor_length))
+    out: dict[str, Any] = {}
+    for cue, name in ((1, "up"), (-1, "down")):
+        obs, _ = env.reset(seed=0, options={"cue": cue})
+        state, total, done, info = None, 0.0, False, {}
+        while not done:
+            action, state = agent.predict(obs, state=state, deterministic=True)
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        out[f"return_{name}"] = total
+        out[f"success_{name}"] = bool(info.get("success", False))
+    out["solved"] = out["success_up"] and out["success_down"]
+    return out
+
+
+def trainable_params(agent: Any) -> dict[str, int]:
+    """Trainable parameters of the actor and of one critic (weights the wiring masks out
+    excluded: they are fixed zeros)."""
+    from velora.models.rnn import trainable_parameters
+
+    return {"actor_params": trainable_parameters(agent.actor),
+            "critic_params": trainable_parameters(agent.critics) // agent.critics.n_members}
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def finished(lines: list[dict[str, Any]], cell: str, length: int, seed: int) -> bool:
+    return any(x.get("event") == "end" and (x["cell"], x["L"], x["seed"]) == (cell, length, seed)
+               for x in lines)
+
+
+def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None:
+    import gymnasium as gym
+    import torch
+
+    import velora.envs  # noqa: F401  (registers velora/TMazePassive-v0)
+    from velora.agents import LiquidSACDiscrete
+
+    torch.set_num_threads(args.threads)
+    kwargs = agent_kwargs(length, cell, args.seq_len, args.burn_in)
+    env = gym.make("velora/TMazePassive-v0", corridor_length=length)
+    agent = LiquidSACDiscrete(env, seed=seed, **kwargs)
+    run_id = uuid.uuid4().hex[:8]
+    base = {"run": run_id, "cell": cell, "L": length, "seed": seed, **kwargs,
+            "recurrent_cell": cell, "batch_size": agent.batch_size, **trainable_params(agent)}
+    solved_at, start = None, time.perf_counter()
+    with args.out.open("a") as f:
+        while agent.num_timesteps < args.steps:
+            chunk = min(args.eval_every, args.steps - agent.num_timesteps)
+            t0 = time.perf_counter()
+            agent.learn(chunk, log_dir=False, progress_bar=False)
+            train_s = time.perf_counter() - t0
+            result = evaluate_cues(agent, length)
+            line = {**base, "step": agent.num_timesteps, **result, "sps": chunk / train_s,
+                    "wall_s": time.perf_counter() - start,
+                    "train_return_last20": sum(agent.episode_returns[-20:]) /
+                    max(1, len(agent.episode_returns[-20:]))}
+            f.write(json.dumps(line) + "\n")
+            f.flush()
+            print(f"{cell} L={length} seed={seed} step={agent.num_timesteps} "
+                  f"up={result['success_up']} down={result['success_down']} "
+                  f"sps={line['sps']:.0f} train_ret={line['train_return_last20']:.2f}", flush=True)
+            if result["solved"] and solved_at is None:
+                solved_at = agent.num_timesteps
+                if not args.continue_after_solve:
+                    break
+        f.write(json.dumps({**base, "event": "end", "solved_at": solved_at,
+                            "steps": agent.num_timesteps,
+                            "wall_s": time.perf_counter() - start}) + "\n")
+
+
+def run(args: argparse.Namespace) -> None:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for length in args.lengths:
+        for cell in args.cells:
+            for seed in args.seeds:
+                if finished(read_lines(args.out), cell, length, seed):
+                    print(f"skip {cell} L={length} seed={seed}: finished", flush=True)
+                    continue
+                run_one(cell, length, seed, args)
+
+
+def speed(args: argparse.Namespace) -> None:
+    """The cost of training against the window length, without learning runs: per (cell, L),
+    fill the buffer with random play, then time ``--updates`` updates (the best of three
+    rounds) and the env steps per second that cost allows at ``gradient_steps`` updates per
+    step (acting excluded: an upper bound on the training SPS)."""
+    import gymnasium as gym
+    import torch
+
+    import velora.envs  # noqa: F401  (registers velora/TMazePassive-v0)
+    from velora.agents import LiquidSACDiscrete
+
+    torch.set_num_threads(args.threads)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for length in args.lengths:
+        for cell in args.cells:
+            kwargs = agent_kwargs(length, cell, args.seq_len, args.burn_in)
+            env = gym.make("velora/TMazePassive-v0", corridor_length=length)
+            agent = LiquidSACDiscrete(env, seed=0, learning_starts=1 << 30, **kwargs)
+            agent.learn(max(1000, 2 * (agent.seq_len + agent.burn_in)), log_dir=False,
+                        progress_bar=False)
+            for _ in range(2):  # warm-up
+                agent.update(agent.sample_window())
+            rounds = []
+            for _ in range(3):
+                start = time.perf_counter()
+                for _ in range(args.updates):
+                    agent.update(agent.sample_window())
+                rounds.append((time.perf_counter() - start) / args.updates)
+            update_s = min(rounds)
+            line = {"cell": cell, "L": length, "seq_len": agent.seq_len, "burn_in": agent.burn_in,
+                    "batch_size": agent.batch_size, "update_ms": 1000 * update_s,
+                    "gradient_steps": agent.gradient_steps,
+                    "sps_bound": 1.0 / (agent.gradient_steps * update_s),
+                    "transitions_per_update": agent.batch_size * (agent.seq_len + agent.burn_in),
+                    **trainable_params(agent)}
+            with args.out.open("a") as f:
+                f.write(json.dumps(line) + "\n")
+            print(f"{cell} L={length} seq_len={agent.seq_len} batch={agent.batch_size}: "
+                  f"{line['update_ms']:.1f} ms/update, at most {line['sps_bound']:.0f} SPS",
+                  flush=True)
+
+
+def latest_runs(lines: list[dict[str, Any]]) -> dict[tuple[str, int, int], list[dict[str, Any]]]:
+    """The lines of the newest run of every (cell, L, seed); older, superseded runs dropped."""
+    newest: dict[tuple[str, int, int], str] = {}
+    for x in lines:
+        newest[(x["cell"], x["L"], x["seed"])] = x["run"]
+    runs: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for x in lines:
+        key = (x["cell"], x["L"], x["seed"])
+        if x["run"] == newest[key]:
+            runs.setdefault(key, []).append(x)
+    return runs
+
+
+def report(args: argparse.Namespace) -> str:
+    """The memory-length table: per cell and L, the seeds solved and the steps to solve, the
+    window, parameters and training speed; then the longest L every seed solved per cell."""
+    runs = latest_runs(read_lines(args.out))
+    rows = ["| cell | L | seq_len | burn_in | batch | params (actor / critic) | seeds solved | "
+            "steps to solve (per seed) | SPS |", "|---|---|---|---|---|---|---|---|---|"]
+    longest: dict[str, int | None] = {}
+    for cell in CELLS:
+        longest[cell] = None
+        for length in sorted({key[1] for key in runs if key[0] == cell}):
+            seeds = sorted(key[2] for key in runs if key[:2] == (cell, length))
+            evals = {s: [x for x in runs[(cell, length, s)] if "event" not in x] for s in seeds}
+            ends = {s: [x for x in runs[(cell, length, s)] if x.get("event") == "end"]
+                    for s in seeds}
+            solved_at = {}
+            for s in seeds:
+                first = next((x["step"] for x in evals[s] if x["solved"]), None)
+                if first is not None:
+                    solved_at[s] = first
+            cells_text = []
+            for s in seeds:
+                last = evals[s][-1]["step"] if evals[s] else 0
+                status = "" if ends[s] else f" (cut at {last})"
+                cells_text.append(f"s{s}: {solved_at.get(s, f'no ({last})')}{status}")
+            sample = (evals[seeds[0]] or ends[seeds[0]])[0]
+            sps = [x["sps"] for s in seeds for x in evals[s]]
+            all_solved = len(seeds) >= 3 and len(solved_at) == len(seeds)
+            if all_solved and (longest[cell] is None or length > longest[cell]):
+                longest[cell] = length
+            rows.append(
+                f"| {cell} | {length} | {sample['seq_len']} | {sample['burn_in']} | "
+                f"{sample['batch_size']} | {sample['actor_params']} / {sample['critic_params']} | "
+                f"{len(solved_at)}/{len(seeds)} | {'; '.join(cells_text)} | "
+                f"{(sum(sps) / len(sps)) if sps else float('nan'):.0f} |")
+    rows.append("")
+    for cell in CELLS:
+        text = "none" if longest[cell] is None else str(longest[cell])
+        rows.append(f"longest L solved on every one of >= 3 seeds, {cell}: {text}")
+    speed_path = getattr(args, "speed", None)
+    speed_lines = read_lines(speed_path) if speed_path is not None else []
+    if speed_lines:
+        newest = {(x["cell"], x["L"], x["seq_len"], x["burn_in"]): x for x in speed_lines}
+        rows += ["", "| cell | L | seq_len | burn_in | batch | ms / update | SPS bound |",
+                 "|---|---|---|---|---|---|---|"]
+        for (cell, length, seq_len, burn_in), x in sorted(
+                newest.items(), key=lambda item: (CELLS.index(item[0][0]), item[0][1:])):
+            rows.append(f"| {cell} | {length} | {seq_len} | {burn_in} | {x['batch_size']} | "
+                        f"{x['update_ms']:.1f} | {x['sps_bound']:.0f} |")
+    table = "\n".join(rows)
+    print(table)
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_parser = sub.add_parser("run", help="train and evaluate, appending JSON lines")
+    run_parser.add_argument("--lengths", type=int, nargs="+", default=[10, 25, 50, 100])
+    run_parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))
+    run_parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    run_parser.add_argument("--steps", type=int, default=100_000)
+    run_parser.add_argument("--eval-every", type=int, default=2_000)
+    run_parser.add_argument("--seq-len", type=int, default=None,
+                            help="default 2 * (L + 1): a whole episode in every window")
+    run_parser.add_argument("--burn-in", type=int, default=0)
+    run_parser.add_argument("--threads", type=int, default=1)
+    run_parser.add_argument("--continue-after-solve", action="store_true")
+    run_parser.add_argument("--out", type=Path, default=RESULTS)
+    speed_parser = sub.add_parser("speed", help="update cost against the window length")
+    speed_parser.add_argument("--lengths", type=int, nargs="+", default=[10, 25, 50, 100])
+    speed_parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))
+    speed_parser.add_argument("--seq-len", type=int, default=None)
+    speed_parser.add_argument("--burn-in", type=int, default=0)
+    speed_parser.add_argument("--updates", type=int, default=10)
+    speed_parser.add_argument("--threads", type=int, default=1)
+    speed_parser.add_argument("--out", type=Path, default=SPEED_RESULTS)
+    report_parser = sub.add_parser("report", help="print the memory-length table")
+    report_parser.add_argument("--out", type=Path, default=RESULTS)
+    report_parser.add_argument("--speed", type=Path, default=SPEED_RESULTS)
+    args = parser.parse_args(argv)
+    if args.command in ("run", "speed"):
+        os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+        (run if args.command == "run" else speed)(args)
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO_ROOT))
+    main()

@@ -1,0 +1,86 @@
+"""scripts/bench_tmaze.py: the memory-length benchmark writes one JSON line per evaluation,
+skips finished runs, and its report reads the lines."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_tmaze.py"
+
+
+@pytest.fixture
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_tmaze", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_tmaze"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_window_holds_two_episodes_and_exploration_follows_one_over_t(bench):
+    kwargs = bench.agent_kwargs(10, "cfc", None, 0)
+    assert kwargs["seq_len"] == 22 and kwargs["burn_in"] == 0 and "recurrent_cell" not in kwargs
+    assert bench.agent_kwargs(10, "lstm", 30, 4)["recurrent_cell"] == "lstm"
+    # eps = 1/11: H = -(10/11) log(10/11) - (1/11) log(1/33), divided by log 4
+    eps = 1 / 11
+    expected = (-(1 - eps) * math.log(1 - eps) - eps * math.log(eps / 3)) / math.log(4)
+    assert bench.exploration_scale(10) == pytest.approx(expected)
+    assert bench.exploration_scale(100) < bench.exploration_scale(10) < 1.0
+
+
+def test_a_run_appends_evaluations_and_an_end_line_and_is_skipped_when_rerun(bench, tmp_path,
+                                                                              capsys):
+    out = tmp_path / "tmaze.jsonl"
+    argv = ["run", "--lengths", "2", "--cells", "gru", "--seeds", "0", "--steps", "60",
+            "--eval-every", "30", "--out", str(out)]
+    bench.main(argv)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [x.get("step") for x in lines[:2]] == [30, 60]
+    assert lines[-1]["event"] == "end" and lines[-1]["steps"] == 60
+    first = lines[0]
+    assert (first["cell"], first["L"], first["seed"], first["seq_len"]) == ("gru", 2, 0, 6)
+    assert set(first) >= {"success_up", "success_down", "solved", "return_up", "sps",
+                          "actor_params", "critic_params", "batch_size"}
+    assert first["solved"] == (first["success_up"] and first["success_down"])
+    bench.main(argv)
+    assert "skip gru L=2 seed=0: finished" in capsys.readouterr().out
+    assert len(out.read_text().splitlines()) == len(lines)
+
+    table = bench.report(bench.argparse.Namespace(out=out))
+    assert "| gru | 2 | 6 | 0 |" in table
+    assert "longest L solved on every one of >= 3 seeds, gru: none" in table
+
+
+def test_the_report_takes_a_cut_runs_newest_lines_and_needs_three_seeds(bench, tmp_path):
+    out = tmp_path / "tmaze.jsonl"
+    base = {"cell": "cfc", "L": 10, "seq_len": 22, "burn_in": 0, "batch_size": 11,
+            "actor_params": 1, "critic_params": 2, "sps": 50.0}
+    lines = [{**base, "run": "old", "seed": 0, "step": 2000, "solved": True}]  # superseded
+    for seed in (0, 1, 2):
+        lines.append({**base, "run": f"r{seed}", "seed": seed, "step": 2000, "solved": False})
+        lines.append({**base, "run": f"r{seed}", "seed": seed, "step": 4000, "solved": seed != 2})
+        if seed != 2:  # seed 2 was cut: no end line
+            lines.append({**base, "run": f"r{seed}", "seed": seed, "event": "end"})
+    out.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    table = bench.report(bench.argparse.Namespace(out=out))
+    assert "| 2/3 | s0: 4000; s1: 4000; s2: no (4000) (cut at 4000) |" in table
+    assert "longest L solved on every one of >= 3 seeds, cfc: none" in table
+
+
+def test_speed_writes_the_update_cost_per_window_and_the_report_shows_it(bench, tmp_path):
+    speed_out, out = tmp_path / "speed.jsonl", tmp_path / "tmaze.jsonl"
+    bench.main(["speed", "--lengths", "2", "--cells", "lstm", "--updates", "1",
+                "--out", str(speed_out)])
+    (line,) = [json.loads(x) for x in speed_out.read_text().splitlines()]
+    assert (line["cell"], line["L"], line["seq_len"], line["burn_in"]) == ("lstm", 2, 6, 0)
+    assert line["batch_size"] == 256 // 6 and line["transitions_per_update"] == 42 * 6
+    assert line["sps_bound"] == pytest.approx(1000 / (line["gradient_steps"] * line["update_ms"]))
+    out.write_text("")
+    table = bench.report(bench.argparse.Namespace(out=out, speed=speed_out))
+    assert f"| lstm | 2 | 6 | 0 | 42 | {line['update_ms']:.1f} |" in table
