@@ -102,6 +102,7 @@ class LiquidDDPG(OffPolicyAgent):
         vectorization: Literal["sync", "async"] = "sync",
         device: str | torch.device = "cpu",
         seed: int | None = None,
+        threads: int | None = None,
     ) -> None:
         actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
         critic_lr = finite_float("critic_lr", critic_lr, low=0.0, low_open=True)
@@ -115,6 +116,7 @@ class LiquidDDPG(OffPolicyAgent):
             learning_starts=learning_starts,
             train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
             num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
+            threads=threads,
         )
         self.config = constructor_config(LiquidDDPG.__init__, locals())
 

@@ -123,6 +123,10 @@ class LiquidSAC(OffPolicyAgent):
         vectorization: ``"sync"`` (same process) or ``"async"`` (subprocesses).
         device: torch device.
         seed: seeds the networks, the env, its action space, numpy and torch.
+        threads: torch intra-op threads while ``learn``, ``predict`` and ``evaluate`` run
+            (torch's own count is restored afterwards); ``None``: one on the CPU for circuits
+            of at most 512 neurons — tiny circuits gain nothing from a thread pool and lose
+            much when another process is busy — else torch's setting (:mod:`velora.threads`).
     """
 
     algorithm = "sac"
@@ -155,6 +159,7 @@ class LiquidSAC(OffPolicyAgent):
         vectorization: Literal["sync", "async"] = "sync",
         device: str | torch.device = "cpu",
         seed: int | None = None,
+        threads: int | None = None,
     ) -> None:
         actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
         critic_lr = finite_float("critic_lr", critic_lr, low=0.0, low_open=True)
@@ -169,6 +174,7 @@ class LiquidSAC(OffPolicyAgent):
             learning_starts=learning_starts,
             train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
             num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
+            threads=threads,
         )
         self.config = constructor_config(LiquidSAC.__init__, locals())
 
