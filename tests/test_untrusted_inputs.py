@@ -71,6 +71,8 @@ HEADER_EDITS = [  # (header keys, edited value, the error it must raise)
     (("config", "critic_neurons"), 6, r"config\.critic_neurons is 6, but the stored network "
                                       r"'critic(s|_targets)' has 5 neurons \(3 inter \+ 2 command\)"),
     (("config", "num_envs"), 10**9, r"config\.num_envs is 1000000000, but expected an integer"),
+    (("config", "threads"), 10**6, r"config\.threads is 1000000, but expected an integer in "
+                                   r"\[1, 1024\]"),
     (("config", "buffer_size"), 10**15, r"config\.buffer_size is 1000000000000000, but expected"),
     (("config", "batch_size"), 101, r"config\.batch_size is 101, but expected an integer in "
                                     r"\[1, 100\]"),

@@ -48,6 +48,7 @@ from velora.logger import RunLogger
 from velora.normalization import RunningMeanStd
 from velora.sizing import AUTO, auto_actor_neurons, auto_critic_neurons
 from velora.spaces import describe_space
+from velora.threads import check_threads, with_agent_threads
 
 Hidden = dict[str, torch.Tensor]
 TRANSITIONS_PER_UPDATE = 256  # the default batch, as in SB3: windows are counted in steps
@@ -164,7 +165,7 @@ def describe_action_space(space: gym.Space) -> dict[str, Any]:
 # trains (its benchmarks use circuits of at most 64 neurons and a few envs): an edited or
 # corrupted header must fail with a message, not make the loader allocate until it is killed.
 MAX_CHECKPOINT_SIZES = {"neurons": 1 << 12, "num_envs": 1 << 16, "buffer_size": 1 << 32,
-                        "seq_len": 1 << 20, "observation_size": 1 << 24}
+                        "seq_len": 1 << 20, "observation_size": 1 << 24, "threads": 1 << 10}
 # Which circuit-size field of the config each saved network's neuron count must equal.
 _NEURON_FIELDS = (("actor", "n_neurons"), ("critic", "critic_neurons"))
 
@@ -232,6 +233,8 @@ def check_checkpoint_sizes(path: str | Path, meta: dict[str, Any] | None = None)
         if stored is not None and stored[-1:] != (value,):
             raise fail(f"hidden_sizes.{head}", value,
                        f"the stored state 'loop/hidden/{head}' has shape {list(stored)}")
+    if config.get("threads") is not None:  # torch would start that many threads in learn
+        size("config.threads", config["threads"], MAX_CHECKPOINT_SIZES["threads"])
     if "num_envs" in config:  # copies of an env id to make (a vector env passed in is 1)
         size("config.num_envs", config["num_envs"], MAX_CHECKPOINT_SIZES["num_envs"])
     if "buffer_size" in config:
@@ -332,6 +335,7 @@ class OffPolicyAgent:
         device: str | torch.device,
         seed: int | None,
         normalize_observations: bool = False,
+        threads: int | None = None,
     ) -> None:
         # Every check happens before anything is built.
         if replay not in ("stored_state", "sequence"):
@@ -375,6 +379,7 @@ class OffPolicyAgent:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         self.seed = seed
+        self.threads = check_threads(threads)  # None: velora.threads' rule, at each call
 
         self.env_id = env if isinstance(env, str) else None
         if self.env_id is None and not isinstance(env, VectorEnv) and getattr(env, "spec", None):
@@ -569,6 +574,7 @@ class OffPolicyAgent:
         return scaled.reshape(len(a), *space.shape).astype(space.dtype, copy=False)
 
     # ------------------------------------------------------------------ predict / evaluate
+    @with_agent_threads
     def predict(
         self,
         observation: np.ndarray,
@@ -700,6 +706,7 @@ class OffPolicyAgent:
     def _numpy_policy_matches(cls) -> bool:
         return cls._numpy_twin_matches("deterministic_action_numpy")
 
+    @with_agent_threads
     def evaluate(self, env: gym.Env | str | None = None, n_episodes: int = 10, *,
                  seed: int | None = None, deterministic: bool = True) -> tuple[float, float]:
         """Mean and standard deviation of the return over ``n_episodes`` full episodes, with a
@@ -819,6 +826,7 @@ class OffPolicyAgent:
             raise ValueError(f"step {self.num_timesteps}: the env returned a non-finite {name} "
                              f"(nan or inf) for env {int(bad[0])}")
 
+    @with_agent_threads
     def learn(self, total_steps: int, *, callbacks: Iterable[Any] = (),
               log_dir: str | Path | Literal[False] | None = None, log_interval: int = 100,
               progress_bar: bool | None = None, resume: str | Path | None = None

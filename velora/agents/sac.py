@@ -129,6 +129,10 @@ class LiquidSAC(OffPolicyAgent):
             mean and standard deviation (clipped to ±10), updated only while training and
             saved in checkpoints (:mod:`velora.normalization`); for inputs on very different
             scales, such as MuJoCo's joint angles and velocities.
+        threads: torch intra-op threads while ``learn``, ``predict`` and ``evaluate`` run
+            (torch's own count is restored afterwards); ``None``: one on the CPU for circuits
+            of at most 512 neurons — tiny circuits gain nothing from a thread pool and lose
+            much when another process is busy — else torch's setting (:mod:`velora.threads`).
     """
 
     algorithm = "sac"
@@ -163,6 +167,7 @@ class LiquidSAC(OffPolicyAgent):
         device: str | torch.device = "cpu",
         seed: int | None = None,
         normalize_observations: bool = False,
+        threads: int | None = None,
     ) -> None:
         recurrent_cell = check_recurrent_cell(recurrent_cell)
         actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
@@ -179,6 +184,7 @@ class LiquidSAC(OffPolicyAgent):
             train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
             num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
             normalize_observations=normalize_observations,
+            threads=threads,
         )
         self.config = constructor_config(LiquidSAC.__init__, locals())
 

@@ -106,6 +106,7 @@ class LiquidSACDiscrete(OffPolicyAgent):
         device: str | torch.device = "cpu",
         seed: int | None = None,
         normalize_observations: bool = False,
+        threads: int | None = None,
     ) -> None:
         recurrent_cell = check_recurrent_cell(recurrent_cell)
         actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
@@ -122,6 +123,7 @@ class LiquidSACDiscrete(OffPolicyAgent):
             train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
             num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
             normalize_observations=normalize_observations,
+            threads=threads,
         )
         self.config = constructor_config(LiquidSACDiscrete.__init__, locals())
 
