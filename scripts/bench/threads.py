@@ -100,7 +100,7 @@ def worker_sps(kind: str, steps: int, learning_starts: int, seed: int, max_secon
         agent.learn(learning_starts, log_dir=False, progress_bar=False)  # random actions only
     # In chunks, so that a collapsed configuration ends at max_seconds instead of taking hours.
     done, start, start_cpu = 0, time.perf_counter(), time.process_time()
-    while done < steps and time.perf_counter() - start < max_seconds:
+    while done < steps and (done == 0 or time.perf_counter() - start < max_seconds):
         chunk = min(CHUNK, steps - done)
         agent.learn(chunk, log_dir=False, progress_bar=False)
         done += chunk
