@@ -89,7 +89,9 @@ def system_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
         specs.append({"key": "velora_sequence", "kind": "velora", "cls": velora_cls,
                       "replay": "sequence",
                       "label": f"velora {velora_cls} (sequence, seq_len {args.seq_len}, "
-                               f"burn_in {args.burn_in}, {sequence_windows(vars(args))} windows)"})
+                               f"burn_in {args.burn_in}, {sequence_windows(vars(args))} windows, "
+                               f"{args.seq_gradient_steps} update"
+                               f"{'s' if args.seq_gradient_steps > 1 else ''} per env step)"})
     return specs
 
 
@@ -251,7 +253,8 @@ class VeloraSystem:
                               "device": "cpu", "threads": cfg["threads"]}
         if replay == "sequence":
             kw.update(seq_len=cfg["seq_len"], burn_in=cfg["burn_in"],
-                      batch_size=sequence_windows(cfg))
+                      batch_size=sequence_windows(cfg),
+                      gradient_steps=cfg.get("seq_gradient_steps", 1))
         if cls_name == "LiquidDDPG":
             kw["noise_std"] = cfg["noise_std"]  # the same exploration noise as the TD3 peer
         self.env_id = cfg["env"]
@@ -547,8 +550,9 @@ def markdown(args: argparse.Namespace, summary: dict[str, Any], meta: dict[str, 
         f"shared the CPUs, so read the ratios, not the absolute figures.",
         "",
         f"Settings: `{args.env}`, {args.steps:,} env steps, seeds {args.seeds}, learning_starts "
-        f"{args.learning_starts:,}, batch {args.batch_size}, 1 gradient step per env step, replay "
-        f"capacity {args.buffer_size:,}, lr {args.lr:g} for SB3 (velora: its defaults). Each "
+        f"{args.learning_starts:,}, batch {args.batch_size}, 1 gradient step per env step "
+        f"(unless a label says otherwise), replay capacity {args.buffer_size:,}, lr {args.lr:g} "
+        f"for SB3 (velora: its defaults). Each "
         f"system in its own spawned process; the systems take turns every {args.segment} steps "
         f"(rotating order). Eval: deterministic, {args.eval_episodes} episodes, reset seeds "
         f"{EVAL_SEED}…{EVAL_SEED + args.eval_episodes - 1} for every system. Figures are medians over "
@@ -659,6 +663,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "velora's default: 16 windows of 16 steps train on 256 transitions per "
                         "update, as SB3 does with batch 256)")
     p.add_argument("--burn-in", type=int, default=8)
+    p.add_argument("--seq-gradient-steps", type=int, default=1,
+                   help="updates per env step of the sequence-mode agent (1: the same work as SB3; "
+                        "2: the sequence recipe's default)")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads in every process")
     p.add_argument("--sbx", action="store_true",
                    help="also train SBX SAC (sbx-rl, JAX; the bench extra), XLA on one core")
@@ -687,6 +694,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error("--sbx needs sbx-rl: pip install -e '.[bench]'")
     if not 0 <= args.learning_starts < args.steps:
         p.error("--learning-starts must be in [0, --steps)")
+    if args.seq_gradient_steps < 1:
+        p.error(f"--seq-gradient-steps must be >= 1, got {args.seq_gradient_steps}")
     if args.segment < 1 or args.eval_every < 1:
         p.error("--segment and --eval-every must be >= 1")
     return args
@@ -698,7 +707,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = {"env": args.env, "lr": args.lr, "batch_size": args.batch_size,
            "learning_starts": args.learning_starts, "buffer_size": args.buffer_size,
            "seq_len": args.seq_len, "burn_in": args.burn_in, "threads": args.threads,
-           "seq_batch": args.seq_batch,
+           "seq_batch": args.seq_batch, "seq_gradient_steps": args.seq_gradient_steps,
            "noise_std": args.noise_std}
     meta: dict[str, Any] = {"command": common.command_line(), "date": common.today(),
                             "machine": common.machine_note()}
