@@ -39,6 +39,7 @@ def measure(num_envs: int, vectorization: str, args: argparse.Namespace, repeat:
     import torch
 
     from velora.agents import LiquidSAC
+    from velora.threads import agent_threads
 
     agent = LiquidSAC("Pendulum-v1", num_envs=num_envs, vectorization=vectorization,
                       train_freq=1, gradient_steps=num_envs, learning_starts=args.learning_starts,
@@ -51,7 +52,9 @@ def measure(num_envs: int, vectorization: str, args: argparse.Namespace, repeat:
         while (agent.num_timesteps - start_steps < args.steps
                and (agent.num_timesteps == start_steps
                     or time.perf_counter() - start < args.max_seconds)):
-            agent.learn(chunk, log_dir=False, progress_bar=False)
+            left = args.steps - (agent.num_timesteps - start_steps)
+            agent.learn(min(chunk, -(-left // num_envs) * num_envs), log_dir=False,
+                        progress_bar=False)
         wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         steps = agent.num_timesteps - start_steps
         updates = agent.num_updates - start_updates
@@ -60,7 +63,8 @@ def measure(num_envs: int, vectorization: str, args: argparse.Namespace, repeat:
     return {"part": "vector_envs", "vectorization": vectorization, "num_envs": num_envs,
             "repeat": repeat, "train_freq": 1, "gradient_steps": num_envs, "steps_timed": steps,
             "updates": updates, "updates_per_step": updates / steps, "sps": steps / wall,
-            "cpu_per_wall_main_process": cpu / wall, "torch_threads": torch.get_num_threads()}
+            "cpu_per_wall_main_process": cpu / wall,
+            "threads_in_learn": agent_threads(agent) or torch.get_num_threads()}
 
 
 def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
