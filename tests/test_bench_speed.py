@@ -93,6 +93,22 @@ def test_threads_worker_stops_timing_after_max_seconds():
     assert line["steps_timed"] == threads.CHUNK  # one chunk, then the clock has run out
 
 
+def test_threads_run_writes_a_line_per_measurement_and_report_summarises_them(tmp_path, capsys):
+    threads = load("threads")
+    out = tmp_path / "threads.jsonl"
+    lines = threads.main(["--repeats", "1", "--steps", "20", "--learning-starts", "10",
+                          "--situations", "alone", "--kinds", "default", "one", "--out", str(out)])
+    assert [(line["situation"], line["kind"], line["threads_in_learn"]) for line in lines] == [
+        ("alone", "default", 1), ("alone", "one", 1)]
+    written = [json.loads(text) for text in out.read_text().splitlines()]
+    assert written[0]["part"] == "machine" and written[1:] == lines
+    capsys.readouterr()
+    assert threads.main(["--report", str(out)]) == lines  # measures nothing, reads the file
+    report = capsys.readouterr().out
+    assert "20 timed env steps after 10 random ones" in report  # the run's own settings
+    assert "Default / one thread, SPS per CPU second" in report
+
+
 def test_a_user_env_drops_thread_variables_and_reaches_this_checkout(monkeypatch):
     threads = load("threads")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
