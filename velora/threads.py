@@ -48,7 +48,8 @@ def default_threads(neurons: int, device: str | torch.device = "cpu") -> int | N
     """velora's rule: ``1`` for a CPU agent whose largest circuit has at most
     :data:`SMALL_CIRCUIT_NEURONS` neurons, else ``None`` (leave torch's setting alone — on a
     GPU the host threads only launch kernels)."""
-    if torch.device(device).type != "cpu":
+    kind = device.type if isinstance(device, torch.device) else torch.device(device).type
+    if kind != "cpu":
         return None
     return 1 if neurons <= SMALL_CIRCUIT_NEURONS else None
 
@@ -94,7 +95,14 @@ def with_agent_threads(method: Callable[..., _T]) -> Callable[..., _T]:
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> _T:
-        with intra_op_threads(agent_threads(self)):
+        threads = agent_threads(self)
+        before = torch.get_num_threads()
+        if threads is None or threads == before:  # the common case, without a generator:
+            return method(self, *args, **kwargs)  # predict is called once per env step
+        torch.set_num_threads(threads)
+        try:
             return method(self, *args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
 
     return wrapper
