@@ -4,9 +4,11 @@ velora's circuits are tiny: one update multiplies matrices of a few hundred rows
 neurons, too little work to split across a thread pool. Torch's default (one intra-op thread
 per core) buys nothing on an idle machine and costs a great deal on a busy one: its OpenMP
 threads wait on each other, and a core taken by another process stalls every step. Measured on
-a 2-core machine (``scripts/bench/threads.py``): one update of ``LiquidSAC`` with batch 256 took
-13-17 ms with one thread and 170-1,080 ms with two when another process was busy; at 512
-neurons and batch 1024 it still took 730-770 ms with one thread against 820-1,410 ms with two.
+a shared 2-core machine under load (``scripts/bench/threads.py``, ``docs/benchmarks.md``): one
+``LiquidSAC`` update with 64 neurons and batch 256 took 24 ms on one thread and 1,530 ms on
+two; with 512 neurons and batch 1024, 1,007 ms against 1,837 ms; and training made 3-25× more
+env steps per second on one thread than on two, alone, two runs at once and beside a busy
+process.
 
 So an agent runs ``learn``, ``predict`` and ``evaluate`` inside :func:`intra_op_threads`, with
 the count :func:`default_threads` chooses unless the user gave ``threads=``: one thread on the
@@ -46,7 +48,8 @@ def default_threads(neurons: int, device: str | torch.device = "cpu") -> int | N
     """velora's rule: ``1`` for a CPU agent whose largest circuit has at most
     :data:`SMALL_CIRCUIT_NEURONS` neurons, else ``None`` (leave torch's setting alone — on a
     GPU the host threads only launch kernels)."""
-    if torch.device(device).type != "cpu":
+    kind = device.type if isinstance(device, torch.device) else torch.device(device).type
+    if kind != "cpu":
         return None
     return 1 if neurons <= SMALL_CIRCUIT_NEURONS else None
 
@@ -92,7 +95,14 @@ def with_agent_threads(method: Callable[..., _T]) -> Callable[..., _T]:
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> _T:
-        with intra_op_threads(agent_threads(self)):
+        threads = agent_threads(self)
+        before = torch.get_num_threads()
+        if threads is None or threads == before:  # the common case, without a generator:
+            return method(self, *args, **kwargs)  # predict is called once per env step
+        torch.set_num_threads(threads)
+        try:
             return method(self, *args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
 
     return wrapper

@@ -5,7 +5,10 @@ One command trains SB3 SAC (``MlpPolicy``, 256x256, lr 1e-3) and velora's ``Liqu
 the same batch size, one gradient step per env step, the same ``learning_starts``, replay
 capacity and torch thread count; ``--replay sequence`` adds a sequence-mode ``LiquidSAC``
 (``seq_len`` 16, ``burn_in`` 8) and ``--peer td3`` swaps the pair for SB3 TD3 against
-``LiquidDDPG``. A random policy stepping the same env without learning gives the ceiling.
+``LiquidDDPG``. ``--sbx`` adds SBX SAC (``sbx-rl``, SB3's JAX port, same network and
+settings as SB3 SAC; its jitted update is compiled before the clock starts, and XLA is kept to
+one thread: see :data:`SBX_ENV`). A random policy stepping the same env without learning gives
+the ceiling.
 
 Every system lives in its own spawned process (so that peak RSS is its own), and the processes
 take turns: training is cut into segments of ``--segment`` env steps and the systems run one
@@ -22,6 +25,7 @@ Examples::
     python scripts/bench/compare.py --quick                      # ~2 minutes
     python scripts/bench/compare.py --steps 5000 --learning-starts 1000 --replay sequence
     python scripts/bench/compare.py --peer td3 --json /tmp/td3.json
+    python scripts/bench/compare.py --steps 2000 --replay sequence --sbx   # + SBX SAC (JAX)
 
 Results go to ``--json`` (optional) and into ``docs/benchmarks.md`` between the markers
 ``<!-- compare:start -->`` and ``<!-- compare:end -->`` (``--quick`` runs use the section
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,6 +51,13 @@ EVAL_SEED = 0  # the protocol's fixed episodes (velora.evaluation.EVAL_SEEDS): r
 METRICS = ("sps_overall", "sps_warmup", "sps_learning", "sps_learning_cpu", "us_per_action",
            "us_per_action_cpu", "peak_rss", "vmhwm", "params_total", "params_active")
 LATENCY_CALLS, LATENCY_REPEATS, LATENCY_WARMUP = 1000, 5, 200
+# XLA ignores torch's thread setting. These keep SBX's computation on one thread as torch's is:
+# XLA:CPU's multi-threaded Eigen off, one intra-op thread, no GPU probing. Checked: SBX SAC's
+# training used <= 1 CPU second per wall second with them (the table's "per CPU s" column shows
+# it for every run). The process is not pinned to a core, like the torch workers: pinning made
+# SBX faster on a loaded machine, which would favour one system.
+SBX_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+           "JAX_PLATFORMS": "cpu"}
 
 # Targets of the issue, as velora/SB3 ratios: (metric, comparison, bound).
 TARGETS: dict[str, dict[str, tuple[str, float]]] = {
@@ -68,13 +80,18 @@ def system_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
         specs.append({"key": "sb3", "kind": "sb3", "algo": "td3",
                       "label": "SB3 TD3 (MlpPolicy 400×300)"})
         velora_cls = "LiquidDDPG"
+    if args.sbx:
+        specs.append({"key": "sbx", "kind": "sbx", "algo": "sac",
+                      "label": "SBX SAC (JAX, MlpPolicy 256×256)"})
     specs.append({"key": "velora_stored", "kind": "velora", "cls": velora_cls, "replay": "stored_state",
                   "label": f"velora {velora_cls} (stored_state)"})
     if args.replay == "sequence":
         specs.append({"key": "velora_sequence", "kind": "velora", "cls": velora_cls,
                       "replay": "sequence",
                       "label": f"velora {velora_cls} (sequence, seq_len {args.seq_len}, "
-                               f"burn_in {args.burn_in}, {sequence_windows(vars(args))} windows)"})
+                               f"burn_in {args.burn_in}, {sequence_windows(vars(args))} windows, "
+                               f"{args.seq_gradient_steps} update"
+                               f"{'s' if args.seq_gradient_steps > 1 else ''} per env step)"})
     return specs
 
 
@@ -162,6 +179,63 @@ class SB3System:
         return {"actor": actor, "critic": critic, "total": actor + critic, "active": actor + critic}
 
 
+class SBXSystem(SB3System):
+    """SBX SAC (``sbx-rl``): SB3's SAC in JAX, with the same settings as :class:`SB3System`.
+
+    JAX compiles a jitted function on its first call for each model (the model's networks are
+    static arguments), so the first update would take seconds. Before any timing, :meth:`warm_up`
+    calls the model's own update and acting functions once on a zero batch of the real shapes
+    and throws the results away: JAX functions change no state, so training is unchanged.
+    """
+
+    def __init__(self, cfg: dict[str, Any], seed: int) -> None:
+        import gymnasium as gym
+        from sbx import SAC
+
+        self.env_id = cfg["env"]
+        self.model = SAC("MlpPolicy", gym.make(self.env_id), learning_rate=cfg["lr"],
+                         batch_size=cfg["batch_size"], learning_starts=cfg["learning_starts"],
+                         train_freq=1, gradient_steps=1, buffer_size=cfg["buffer_size"],
+                         seed=seed, verbose=0)
+        self.warm_up(cfg["batch_size"])
+
+    def warm_up(self, batch_size: int) -> None:
+        """Compile the update (one gradient step of ``batch_size``) and stochastic and
+        deterministic acting on one observation; every result is discarded."""
+        import numpy as np
+        from sbx.common.policies import BaseJaxPolicy
+        from sbx.common.type_aliases import ReplayBufferSamplesNp
+
+        model, policy = self.model, self.model.policy
+        # What SBX's train() sets before each update: the learning rates as Python floats (its
+        # jit traces them weakly typed, unlike the arrays the optimisers start with). The same
+        # values the first update sets, set early.
+        lr = float(model.lr_schedule(model._current_progress_remaining))
+        policy.actor_state.opt_state.hyperparams["learning_rate"] = lr
+        policy.qf_state.opt_state.hyperparams["learning_rate"] = model.initial_qf_learning_rate or lr
+        obs = np.zeros((batch_size, *model.observation_space.shape), np.float32)
+        actions = np.zeros((batch_size, *model.action_space.shape), np.float32)
+        zeros = np.zeros(batch_size, np.float32)
+        data = ReplayBufferSamplesNp(obs, actions, obs, zeros, zeros,
+                                     np.full(batch_size, model.gamma, np.float32))
+        out = type(model)._train(model.tau, model.target_entropy, 1, data, model.policy_delay,
+                                 (model._n_updates + 1) % model.policy_delay, policy.qf_state,
+                                 policy.actor_state, model.ent_coef_state, model.key)
+        out[-1][0].block_until_ready()
+        BaseJaxPolicy.sample_action(policy.actor_state, obs[:1], policy.noise_key).block_until_ready()
+        BaseJaxPolicy.select_action(policy.actor_state, obs[:1]).block_until_ready()
+
+    def params(self) -> dict[str, int]:
+        import jax
+
+        def count(tree: Any) -> int:
+            return sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(tree))
+
+        policy = self.model.policy
+        actor, critic = count(policy.actor_state.params), count(policy.qf_state.params)
+        return {"actor": actor, "critic": critic, "total": actor + critic, "active": actor + critic}
+
+
 def sequence_windows(cfg: dict[str, Any]) -> int:
     """Windows per sequence-mode update: ``--seq-batch``, else as many transitions as the
     one-step batch (``batch_size // seq_len``, velora's own default)."""
@@ -176,10 +250,11 @@ class VeloraSystem:
         kw: dict[str, Any] = {"replay": replay, "batch_size": cfg["batch_size"],
                               "learning_starts": cfg["learning_starts"], "train_freq": 1,
                               "gradient_steps": 1, "buffer_size": cfg["buffer_size"], "seed": seed,
-                              "device": "cpu"}
+                              "device": "cpu", "threads": cfg["threads"]}
         if replay == "sequence":
             kw.update(seq_len=cfg["seq_len"], burn_in=cfg["burn_in"],
-                      batch_size=sequence_windows(cfg))
+                      batch_size=sequence_windows(cfg),
+                      gradient_steps=cfg.get("seq_gradient_steps", 1))
         if cls_name == "LiquidDDPG":
             kw["noise_std"] = cfg["noise_std"]  # the same exploration noise as the TD3 peer
         self.env_id = cfg["env"]
@@ -221,6 +296,8 @@ def build_system(spec: dict[str, Any], cfg: dict[str, Any], seed: int) -> Any:
         return RandomSystem(cfg, seed)
     if spec["kind"] == "sb3":
         return SB3System(cfg, seed, spec["algo"])
+    if spec["kind"] == "sbx":
+        return SBXSystem(cfg, seed)
     return VeloraSystem(cfg, seed, spec["cls"], spec["replay"])
 
 
@@ -241,6 +318,8 @@ def worker(spec: dict[str, Any], cfg: dict[str, Any], seed: int, conn: Any) -> N
     """One system in its own process, driven over ``conn``: ``("train", steps)``,
     ``("eval", episodes, seed)``, ``("latency",)``, ``("finish",)``."""
     try:
+        if spec["kind"] == "sbx":  # before JAX loads: it reads these once
+            os.environ.update(SBX_ENV)
         import torch
 
         torch.set_num_threads(cfg["threads"])
@@ -282,10 +361,16 @@ def worker(spec: dict[str, Any], cfg: dict[str, Any], seed: int, conn: Any) -> N
 
                 versions = {"torch": torch.__version__, "gymnasium": gym.__version__,
                             "numpy": np.__version__}
-                if spec["kind"] == "sb3":
+                if spec["kind"] in ("sb3", "sbx"):
                     import stable_baselines3
 
                     versions["stable_baselines3"] = stable_baselines3.__version__
+                if spec["kind"] == "sbx":
+                    from importlib.metadata import version
+
+                    import jax
+
+                    versions.update(sbx=version("sbx-rl"), jax=jax.__version__)
                 if spec["kind"] == "velora":
                     from importlib.metadata import version
 
@@ -417,19 +502,24 @@ def aggregate(args: argparse.Namespace, specs: list[dict[str, Any]],
         if key != "random":
             entry["ceiling_fraction_learning"] = (entry["sps_learning"] or float("nan")) / ceiling
             entry["ceiling_fraction_overall"] = entry["sps_overall"] / ceiling
-    peer = summary["sb3"]
-    for key, entry in summary.items():
-        if not key.startswith("velora"):
-            continue
-        ratios = {m: entry[m] / peer[m] for m in METRICS if m != "sps_warmup" and entry[m] and peer[m]}
-        # Paired: segment i of velora against segment i of SB3, run back to back.
+
+    def ratios(key: str, peer_key: str) -> dict[str, Any]:
+        entry, peer = summary[key], summary[peer_key]
+        out = {m: entry[m] / peer[m] for m in METRICS if m != "sps_warmup" and entry[m] and peer[m]}
+        # Paired: segment i of one system against segment i of the peer, run back to back.
         paired = [v / p for seed in args.seeds for v, p in zip(
             summarise_seed(per_seed[seed][key], args.learning_starts, args.steps)["segment_sps"],
-            summarise_seed(per_seed[seed]["sb3"], args.learning_starts, args.steps)["segment_sps"],
+            summarise_seed(per_seed[seed][peer_key], args.learning_starts, args.steps)["segment_sps"],
             strict=True)]
-        ratios["sps_learning_paired"] = common.median(paired)
-        ratios["sps_learning_paired_range"] = [min(paired), max(paired)] if paired else None
-        entry["ratios"] = ratios
+        out["sps_learning_paired"] = common.median(paired)
+        out["sps_learning_paired_range"] = [min(paired), max(paired)] if paired else None
+        return out
+
+    for key, entry in summary.items():
+        if key.startswith("velora") or key == "sbx":
+            entry["ratios"] = ratios(key, "sb3")
+        if key.startswith("velora") and "sbx" in summary:
+            entry["ratios_sbx"] = ratios(key, "sbx")
     return summary
 
 
@@ -451,14 +541,18 @@ def markdown(args: argparse.Namespace, summary: dict[str, Any], meta: dict[str, 
         f"Run {meta['date']}; {meta['wall_s'] / 60:.1f} min wall. torch {versions.get('torch')}, "
         f"stable-baselines3 {versions.get('stable_baselines3')}, gymnasium {versions.get('gymnasium')}, "
         f"velora {versions.get('velora')}, Python {machine['python']}. "
-        f"`torch.set_num_threads({args.threads})` in every process. "
+        f"`torch.set_num_threads({args.threads})` in every process"
+        + (f" (velora: `threads={args.threads}`); SBX {versions.get('sbx')} on jax "
+           f"{versions.get('jax')} with `XLA_FLAGS=\"{SBX_ENV['XLA_FLAGS']}\"`, its update "
+           f"compiled before timing. " if "sbx" in summary else ". ") +
         f"Machine: {machine['cpu_count']} cores ({machine['cpu_model']}); 1-min load average "
         f"{machine['loadavg_1m']} at the start and {meta['loadavg_end']} at the end — other jobs "
         f"shared the CPUs, so read the ratios, not the absolute figures.",
         "",
         f"Settings: `{args.env}`, {args.steps:,} env steps, seeds {args.seeds}, learning_starts "
-        f"{args.learning_starts:,}, batch {args.batch_size}, 1 gradient step per env step, replay "
-        f"capacity {args.buffer_size:,}, lr {args.lr:g} for SB3 (velora: its defaults). Each "
+        f"{args.learning_starts:,}, batch {args.batch_size}, 1 gradient step per env step "
+        f"(unless a label says otherwise), replay capacity {args.buffer_size:,}, lr {args.lr:g} "
+        f"for SB3 (velora: its defaults). Each "
         f"system in its own spawned process; the systems take turns every {args.segment} steps "
         f"(rotating order). Eval: deterministic, {args.eval_episodes} episodes, reset seeds "
         f"{EVAL_SEED}…{EVAL_SEED + args.eval_episodes - 1} for every system. Figures are medians over "
@@ -520,6 +614,21 @@ def markdown(args: argparse.Namespace, summary: dict[str, Any], meta: dict[str, 
             else:
                 cells.append(f"{value:.3f}×" if value < 0.1 else f"{value:.2f}×")
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    if "sbx" in summary:
+        sbx_rows = [("SPS after learning_starts (paired segments, median)", "sps_learning_paired"),
+                    ("SPS after learning_starts (ratio of totals)", "sps_learning"),
+                    ("SPS after learning_starts, per CPU second", "sps_learning_cpu"),
+                    ("SPS overall", "sps_overall"), ("µs per action", "us_per_action"),
+                    ("peak RSS (getrusage)", "peak_rss")]
+        sbx = summary["sbx"]["ratios"]
+        lines += ["", "velora / SBX SAC (JAX), same run (goals: stored-state above 1, sequence at "
+                  "least 1, in SPS after learning_starts):", "",
+                  "| ratio | " + " | ".join(summary[k]["label"] for k in velora_keys)
+                  + " | SBX SAC / SB3 SAC |", "|---|" + "---|" * (len(velora_keys) + 1)]
+        for title, metric in sbx_rows:
+            cells = [summary[k]["ratios_sbx"].get(metric) for k in velora_keys] + [sbx.get(metric)]
+            lines.append(f"| {title} | " + " | ".join("–" if v is None else f"{v:.2f}×"
+                                                       for v in cells) + " |")
     lines += ["", "SPS as a share of the ceiling (random policy, no learning, "
               f"{summary['random']['sps_overall']:,.0f} SPS): "
               + "; ".join(f"{e['label']} {100 * e['ceiling_fraction_overall']:.2f} % overall"
@@ -554,7 +663,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "velora's default: 16 windows of 16 steps train on 256 transitions per "
                         "update, as SB3 does with batch 256)")
     p.add_argument("--burn-in", type=int, default=8)
+    p.add_argument("--seq-gradient-steps", type=int, default=1,
+                   help="updates per env step of the sequence-mode agent (1: the same work as SB3; "
+                        "2: the sequence recipe's default)")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads in every process")
+    p.add_argument("--sbx", action="store_true",
+                   help="also train SBX SAC (sbx-rl, JAX; the bench extra), XLA on one core")
     p.add_argument("--quick", action="store_true",
                    help="1 seed, 1,500 steps, learning_starts 500, eval every 500 steps over 3 episodes")
     p.add_argument("--json", type=Path, default=None, help="write the full results here")
@@ -571,8 +685,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, name, value)
     if args.section is None:
         args.section = "compare-quick" if args.quick else "compare"
+    if args.sbx and args.peer != "sac":
+        p.error("--sbx adds SBX SAC, the peer of --peer sac")
+    if args.sbx:
+        import importlib.util
+
+        if importlib.util.find_spec("sbx") is None:
+            p.error("--sbx needs sbx-rl: pip install -e '.[bench]'")
     if not 0 <= args.learning_starts < args.steps:
         p.error("--learning-starts must be in [0, --steps)")
+    if args.seq_gradient_steps < 1:
+        p.error(f"--seq-gradient-steps must be >= 1, got {args.seq_gradient_steps}")
     if args.segment < 1 or args.eval_every < 1:
         p.error("--segment and --eval-every must be >= 1")
     return args
@@ -584,7 +707,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = {"env": args.env, "lr": args.lr, "batch_size": args.batch_size,
            "learning_starts": args.learning_starts, "buffer_size": args.buffer_size,
            "seq_len": args.seq_len, "burn_in": args.burn_in, "threads": args.threads,
-           "seq_batch": args.seq_batch,
+           "seq_batch": args.seq_batch, "seq_gradient_steps": args.seq_gradient_steps,
            "noise_std": args.noise_std}
     meta: dict[str, Any] = {"command": common.command_line(), "date": common.today(),
                             "machine": common.machine_note()}

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -49,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _common, next to
 import _common as common
 
 KINDS = ("default", "one", "torch")
+SETTINGS = ("steps", "learning_starts", "kinds", "situations")  # kept in the run's first line
 SITUATIONS = ("alone", "pair", "busy")
 # What the neighbour runs: numpy matrix products on one BLAS thread, until it is stopped.
 NEIGHBOUR = ("import numpy as np\n"
@@ -100,7 +102,7 @@ def worker_sps(kind: str, steps: int, learning_starts: int, seed: int, max_secon
         agent.learn(learning_starts, log_dir=False, progress_bar=False)  # random actions only
     # In chunks, so that a collapsed configuration ends at max_seconds instead of taking hours.
     done, start, start_cpu = 0, time.perf_counter(), time.process_time()
-    while done < steps and time.perf_counter() - start < max_seconds:
+    while done < steps and (done == 0 or time.perf_counter() - start < max_seconds):
         chunk = min(CHUNK, steps - done)
         agent.learn(chunk, log_dir=False, progress_bar=False)
         done += chunk
@@ -217,11 +219,12 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     return lines
 
 
-def summary(args: argparse.Namespace, lines: list[dict[str, Any]]) -> str:
+def summary(args: argparse.Namespace, lines: list[dict[str, Any]], command: str | None = None,
+            date: str | None = None) -> str:
     sps = [line for line in lines if line["part"] == "sps"]
     torch_threads = sps[0]["torch_default_threads"] if sps else "?"
-    out = [f"Command: `{common.command_line()}`", "",
-           f"Run {common.today()}. `LiquidSAC(\"Pendulum-v1\")` stored-state defaults, "
+    out = [f"Command: `{command or common.command_line()}`", "",
+           f"Run {date or common.today()}. `LiquidSAC(\"Pendulum-v1\")` stored-state defaults, "
            f"{args.steps:,} timed env steps after {args.learning_starts:,} random ones; torch's "
            f"default here: {torch_threads} intra-op threads. Machine: "
            f"{os.cpu_count()} cores ({common.cpu_model()}), shared with other jobs (1-min load "
@@ -242,15 +245,28 @@ def summary(args: argparse.Namespace, lines: list[dict[str, Any]]) -> str:
                                     if line["kind"] == kind and line["situation"] == s])
                      for s in args.situations]
             out.append(f"| {labels[kind]} | " + " | ".join(cells) + " |")
+        # Per CPU second: what the process itself spent, less moved by other jobs' load.
+        out += ["", "Env steps per CPU second of the training process (CPU time summed over its "
+                "threads), median [min, max]:", "",
+                "| threads | " + " | ".join(args.situations) + " |",
+                "|---|" + "---|" * len(args.situations)]
+        for kind in args.kinds:
+            cells = [common.spread([line["sps"] / line["cpu_per_wall"] for line in sps
+                                    if line["kind"] == kind and line["situation"] == s])
+                     for s in args.situations]
+            out.append(f"| {labels[kind]} | " + " | ".join(cells) + " |")
         if "default" in args.kinds and "one" in args.kinds:
-            ratios = []
-            for s in args.situations:
-                default = common.median(line["sps"] for line in sps
-                                        if line["kind"] == "default" and line["situation"] == s)
-                one = common.median(line["sps"] for line in sps
-                                    if line["kind"] == "one" and line["situation"] == s)
-                ratios.append(f"{s} {default / one:.2f}")
-            out += ["", "Default / one thread (goal: within 10 %): " + "; ".join(ratios) + "."]
+            for title, per in (("wall", lambda line: line["sps"]),
+                               ("CPU", lambda line: line["sps"] / line["cpu_per_wall"])):
+                ratios = []
+                for s in args.situations:
+                    default = common.median(per(line) for line in sps
+                                            if line["kind"] == "default" and line["situation"] == s)
+                    one = common.median(per(line) for line in sps
+                                        if line["kind"] == "one" and line["situation"] == s)
+                    ratios.append(f"{s} {default / one:.2f}")
+                out += ["", f"Default / one thread, SPS per {title} second (goal: within 10 %): "
+                        + "; ".join(ratios) + "."]
     quick = [line for line in lines if line["part"] == "quickstart"]
     if quick:
         out += ["", "README quick start (`LiquidSAC(\"Pendulum-v1\", seed=0).learn(10_000)`, "
@@ -287,7 +303,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size-batches", type=int, nargs="+", default=[256, 1024])
     p.add_argument("--size-seconds", type=float, default=1.0, help="timing per size and count")
     p.add_argument("--out", type=Path, default=None, help="JSON lines are appended here")
+    p.add_argument("--report", type=Path, default=None,
+                   help="measure nothing: summarise the JSON lines of an earlier --out")
     p.add_argument("--doc", action="store_true", help="write the summary to docs/benchmarks.md")
+    p.add_argument("--section", default="threads", help="marker name in docs/benchmarks.md")
+    p.add_argument("--title", default="velora's default vs one vs torch's",
+                   help="the section's heading, after 'Threads: '")
     p.add_argument("--worker", choices=("sps", "quickstart", "sizes"), help=argparse.SUPPRESS)
     p.add_argument("--kind", choices=KINDS, default="default", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -302,16 +323,32 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.worker:
         run_worker(args)
         return []
+    if args.report is not None:  # the summary of an earlier run's lines, measuring nothing
+        lines = [json.loads(text) for text in args.report.read_text().splitlines() if text]
+        machine = next((line for line in lines if line["part"] == "machine"), {})
+        settings = {name: machine[name] for name in SETTINGS if name in machine}
+        if not settings and machine.get("command", "").startswith("python scripts/bench/threads.py"):
+            ran = parse_args(shlex.split(machine["command"])[2:])  # lines written before SETTINGS
+            settings = {name: getattr(ran, name) for name in SETTINGS}
+        for name, value in settings.items():  # that run's settings, for the summary's wording
+            setattr(args, name, value)
+        measured = [line for line in lines if line["part"] != "machine"]
+        text = summary(args, measured, machine.get("command"), machine.get("time"))
+        print(text)
+        if args.doc:
+            path = common.write_section(args.section, f"## Threads: {args.title}\n\n" + text)
+            print(f"\nwrote {path} section {args.section!r}")
+        return measured
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-    record(args.out, {"part": "machine", **common.machine_note(), "command": common.command_line()})
+    record(args.out, {"part": "machine", **common.machine_note(), "command": common.command_line(),
+                      **{name: getattr(args, name) for name in SETTINGS}})
     lines = measure(args)
     text = summary(args, lines)
     print("\n" + text)
     if args.doc:
-        path = common.write_section("threads", "## Threads: velora's default vs one vs torch's\n\n"
-                                    + text)
-        print(f"\nwrote {path} section 'threads'")
+        path = common.write_section(args.section, f"## Threads: {args.title}\n\n" + text)
+        print(f"\nwrote {path} section {args.section!r}")
     return lines
 
 

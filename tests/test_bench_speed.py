@@ -1,0 +1,174 @@
+"""The speed scripts in scripts/bench: threads.py, gpu_update.py, and compare.py's SBX peer.
+
+Each runs for real at tiny sizes; the SBX test skips without the ``bench`` extra's ``sbx-rl``,
+the CUDA test without a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench"
+
+
+def load(name: str):
+    """A script of scripts/bench as a module (they import their neighbour _common)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY_GPU_ARGS = ["--neurons", "8", "--batch", "4", "--seq-len", "3", "--burn-in", "2",
+                 "--fill", "60", "--warmup", "1", "--updates", "2"]
+
+
+# ----------------------------------------------------------------------------- gpu_update.py
+def test_gpu_update_times_each_size_and_mode_on_the_cpu_one_json_line_each(tmp_path):
+    gpu = load("gpu_update")
+    out = tmp_path / "gpu.jsonl"
+    rows = gpu.main([*TINY_GPU_ARGS, "--devices", "cpu", "--neurons", "8", "12",
+                     "--modes", "sequence", "stored_state", "--out", str(out)])
+    assert [(r["device"], r["neurons"], r["mode"]) for r in rows] == [
+        ("cpu", 8, "sequence"), ("cpu", 8, "stored_state"),
+        ("cpu", 12, "sequence"), ("cpu", 12, "stored_state")]
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows
+    sequence, stored = rows[0], rows[1]
+    assert sequence["transitions_per_update"] == 4 * 3 and stored["transitions_per_update"] == 4
+    for row in rows:
+        assert row["updates"] == 2
+        assert 0 < row["ms_min"] <= row["ms_per_update"] <= row["ms_max"]
+        assert 0 < row["ms_sample_window"] < row["ms_per_update"]
+        assert row["cpu_threads"] == 1  # velora's rule for circuits this small
+    assert torch.get_num_threads() == 1  # and the caller's count is back
+
+
+def test_gpu_update_refuses_cuda_where_there_is_none():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    gpu = load("gpu_update")
+    with pytest.raises(SystemExit, match=r"torch\.cuda\.is_available"):
+        gpu.main([*TINY_GPU_ARGS, "--devices", "cuda"])
+
+
+@pytest.mark.parametrize("argv", [["--fill", "3"], ["--updates", "0"], ["--neurons", "0"]])
+def test_gpu_update_rejects_sizes_that_cannot_run(argv, capsys):
+    gpu = load("gpu_update")
+    with pytest.raises(SystemExit):
+        gpu.main([*TINY_GPU_ARGS, "--devices", "cpu", *argv])
+    assert argv[0] in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_update_on_cuda(tmp_path):  # pragma: no cover - only where a GPU exists
+    rows = load("gpu_update").main([*TINY_GPU_ARGS, "--devices", "cuda"])
+    assert rows[0]["device"] == "cuda" and rows[0]["cuda_peak_mib"] > 0
+    assert rows[0]["ms_per_update"] > 0
+
+
+# ----------------------------------------------------------------------------- threads.py
+@pytest.mark.parametrize(("kind", "inside"), [("default", 1), ("one", 1), ("torch", 3)])
+def test_threads_worker_trains_with_the_kinds_count_and_restores_torchs(kind, inside):
+    threads = load("threads")
+    torch.set_num_threads(3)  # stands for torch's default count in a fresh process
+    line = threads.worker_sps(kind, steps=20, learning_starts=10, seed=0, max_seconds=60.0)
+    assert line["threads_in_learn"] == inside
+    assert line["torch_default_threads"] == 3 and line["threads_after"] == 3
+    assert line["steps_timed"] == 20 and line["sps"] > 0
+
+
+def test_threads_worker_stops_timing_after_max_seconds():
+    threads = load("threads")
+    line = threads.worker_sps("one", steps=10_000, learning_starts=10, seed=0, max_seconds=0.0)
+    assert line["steps_timed"] == threads.CHUNK  # one chunk, then the clock has run out
+
+
+def test_threads_run_writes_a_line_per_measurement_and_report_summarises_them(tmp_path, capsys):
+    threads = load("threads")
+    out = tmp_path / "threads.jsonl"
+    lines = threads.main(["--repeats", "1", "--steps", "20", "--learning-starts", "10",
+                          "--situations", "alone", "--kinds", "default", "one", "--out", str(out)])
+    assert [(line["situation"], line["kind"], line["threads_in_learn"]) for line in lines] == [
+        ("alone", "default", 1), ("alone", "one", 1)]
+    written = [json.loads(text) for text in out.read_text().splitlines()]
+    assert written[0]["part"] == "machine" and written[1:] == lines
+    capsys.readouterr()
+    assert threads.main(["--report", str(out)]) == lines  # measures nothing, reads the file
+    report = capsys.readouterr().out
+    assert "20 timed env steps after 10 random ones" in report  # the run's own settings
+    assert "Default / one thread, SPS per CPU second" in report
+
+
+def test_a_user_env_drops_thread_variables_and_reaches_this_checkout(monkeypatch):
+    threads = load("threads")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    env = threads.user_env()
+    assert "OMP_NUM_THREADS" not in env and "MKL_NUM_THREADS" not in env
+    assert env["PYTHONPATH"].split(":")[0] == str(BENCH.parents[1])
+
+
+# ----------------------------------------------------------------------------- compare.py + SBX
+SBX_CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import compare
+cfg = {"env": "Pendulum-v1", "lr": 1e-3, "batch_size": 16, "learning_starts": 20,
+       "buffer_size": 1000}
+system = compare.SBXSystem(cfg, seed=0)
+system.train(30)
+obs = system.model.env.observation_space.sample()
+print(json.dumps({"timesteps": int(system.model.num_timesteps),
+                  "updates": int(system.model._n_updates), "eval": system.evaluate(1, 0),
+                  "params": system.params(), "action_shape": list(system.predict_one(obs).shape)}))
+"""
+
+
+def test_sbx_sac_trains_evaluates_and_counts_the_same_network_as_sb3():
+    pytest.importorskip("sbx")
+    compare = load("compare")
+    # In its own process, as compare.py runs it: JAX's threads would make later forks in this
+    # one (async vector envs) unsafe, and the XLA flags must be read before JAX starts.
+    env = {**os.environ, **compare.SBX_ENV}
+    done = subprocess.run([sys.executable, "-c", SBX_CHILD, str(BENCH)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["timesteps"] == 30 and result["updates"] == 10  # 10 steps after learning_starts
+    assert -2000 < result["eval"]["mean"] <= 0  # Pendulum's returns
+    # SB3 SAC's MlpPolicy on Pendulum: actor 67,330, twin critic 134,658 (docs' PEERS figures)
+    assert result["params"] == {"actor": 67_330, "critic": 134_658, "total": 201_988,
+                                "active": 201_988}
+    assert result["action_shape"] == [1]
+
+
+def test_compare_refuses_sbx_beside_the_td3_peer(capsys):
+    compare = load("compare")
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--sbx", "--peer", "td3"])
+    assert "--sbx" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- vector_envs.py
+def test_vector_envs_keeps_one_update_per_env_step_at_every_num_envs(tmp_path):
+    vec = load("vector_envs")
+    out = tmp_path / "vec.jsonl"
+    rows = vec.main(["--num-envs", "1", "2", "--vectorizations", "sync", "async", "--steps", "16",
+                     "--learning-starts", "20", "--chunk", "8", "--out", str(out)])
+    assert sorted((r["vectorization"], r["num_envs"]) for r in rows) == [
+        ("async", 1), ("async", 2), ("sync", 1), ("sync", 2)]
+    assert len(out.read_text().splitlines()) == 4
+    for row in rows:
+        assert row["gradient_steps"] == row["num_envs"] and row["train_freq"] == 1
+        assert row["steps_timed"] == 16 and row["updates"] == 16
+        assert row["updates_per_step"] == 1.0 and row["sps"] > 0
