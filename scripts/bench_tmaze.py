@@ -13,7 +13,7 @@ smaller ``--steps``, starts again from scratch, its old lines superseded by the 
 
     python scripts/bench_tmaze.py run --lengths 10 --cells cfc lstm gru --seeds 0 1 2
     python scripts/bench_tmaze.py speed --lengths 10 25 50 100   # update cost vs window length
-    python scripts/bench_tmaze.py report
+    python scripts/bench_tmaze.py report --docs docs/benchmarks.md
 
 Window: the whole episode must fit in the part of a replay window that gets gradients, or the
 cue could reach the decision only through a stored (stale, gradient-free) state. Windows start
@@ -267,7 +267,22 @@ def report(args: argparse.Namespace) -> str:
                         f"{x['update_ms']:.1f} | {x['sps_bound']:.0f} |")
     table = "\n".join(rows)
     print(table)
+    docs = getattr(args, "docs", None)
+    if docs is not None:
+        write_between_markers(docs, table)
     return table
+
+
+def write_between_markers(path: Path, table: str) -> None:
+    """Replace what lies between ``<!-- tmaze:start -->`` and ``<!-- tmaze:end -->`` in
+    ``path`` with ``table``; ``ValueError`` if the file lacks the markers."""
+    start, end = "<!-- tmaze:start -->", "<!-- tmaze:end -->"
+    text = path.read_text(encoding="utf-8")
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"{path} must hold one {start} ... {end} pair")
+    head, rest = text.split(start)
+    _, tail = rest.split(end)
+    path.write_text(f"{head}{start}\n{table}\n{end}{tail}", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -296,6 +311,9 @@ def main(argv: list[str] | None = None) -> None:
     report_parser = sub.add_parser("report", help="print the memory-length table")
     report_parser.add_argument("--out", type=Path, default=RESULTS)
     report_parser.add_argument("--speed", type=Path, default=SPEED_RESULTS)
+    report_parser.add_argument("--docs", type=Path, default=None,
+                               help="also write the tables between the tmaze markers of this "
+                                    "file (docs/benchmarks.md)")
     args = parser.parse_args(argv)
     if args.command in ("run", "speed"):
         os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))

@@ -88,3 +88,15 @@ def test_speed_writes_the_update_cost_per_window_and_the_report_shows_it(bench, 
     out.write_text("")
     table = bench.report(bench.argparse.Namespace(out=out, speed=speed_out))
     assert f"| lstm | 2 | 6 | 0 | 42 | {line['update_ms']:.1f} |" in table
+
+
+def test_the_report_rewrites_only_the_part_between_the_markers(bench, tmp_path):
+    out, docs = tmp_path / "tmaze.jsonl", tmp_path / "benchmarks.md"
+    out.write_text("")
+    docs.write_text("# B\nbefore\n<!-- tmaze:start -->\nold table\n<!-- tmaze:end -->\nafter\n")
+    table = bench.report(bench.argparse.Namespace(out=out, docs=docs))
+    assert docs.read_text() == (f"# B\nbefore\n<!-- tmaze:start -->\n{table}\n"
+                                "<!-- tmaze:end -->\nafter\n")
+    docs.write_text("no markers\n")
+    with pytest.raises(ValueError, match="must hold one <!-- tmaze:start -->"):
+        bench.report(bench.argparse.Namespace(out=out, docs=docs))
