@@ -6,13 +6,14 @@ Each run (cell, L, seed) trains in sequence mode and, every ``--eval-every`` env
 one deterministic episode per cue value (+1 and -1; the policy and the maze are deterministic,
 so that is the whole evaluation). A run is *solved* at the first evaluation where the policy
 turns the right way for both cues; L is solved by a cell when all its seeds solve it within the
-step budget. Results are written as they come, one JSON line per evaluation, to
-``docs/results/tmaze.jsonl``; re-running the same command skips the runs already finished (a
-run cut in the middle starts again, its old lines superseded by the new run's).
+step budget (100k env steps). Results are written as they come, one JSON line per evaluation,
+to ``docs/results/tmaze.jsonl``; re-running the same command skips the runs already finished
+(solved, or unsolved after ``--steps``); a run cut in the middle, or one unsolved after a
+smaller ``--steps``, starts again from scratch, its old lines superseded by the new run's.
 
     python scripts/bench_tmaze.py run --lengths 10 --cells cfc lstm gru --seeds 0 1 2
     python scripts/bench_tmaze.py speed --lengths 10 25 50 100   # update cost vs window length
-    python scripts/bench_tmaze.py report
+    python scripts/bench_tmaze.py report --docs docs/benchmarks.md
 
 Window: the whole episode must fit in the part of a replay window that gets gradients, or the
 cue could reach the decision only through a stored (stale, gradient-free) state. Windows start
@@ -43,6 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "docs" / "results" / "tmaze.jsonl"
 SPEED_RESULTS = REPO_ROOT / "docs" / "results" / "tmaze_speed.jsonl"
 CELLS = ("cfc", "lstm", "gru")
+BUDGET = 100_000  # env steps within which an L must be solved (issue 17)
 
 
 def exploration_scale(corridor_length: int) -> float:
@@ -101,9 +103,10 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def finished(lines: list[dict[str, Any]], cell: str, length: int, seed: int) -> bool:
+def finished(lines: list[dict[str, Any]], cell: str, length: int, seed: int, steps: int) -> bool:
+    """Whether a run of (cell, L, seed) ended solved, or unsolved after at least ``steps``."""
     return any(x.get("event") == "end" and (x["cell"], x["L"], x["seed"]) == (cell, length, seed)
-               for x in lines)
+               and (x["solved_at"] is not None or x["steps"] >= steps) for x in lines)
 
 
 def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None:
@@ -151,7 +154,7 @@ def run(args: argparse.Namespace) -> None:
     for length in args.lengths:
         for cell in args.cells:
             for seed in args.seeds:
-                if finished(read_lines(args.out), cell, length, seed):
+                if finished(read_lines(args.out), cell, length, seed, args.steps):
                     print(f"skip {cell} L={length} seed={seed}: finished", flush=True)
                     continue
                 run_one(cell, length, seed, args)
@@ -235,6 +238,8 @@ def report(args: argparse.Namespace) -> str:
             for s in seeds:
                 last = evals[s][-1]["step"] if evals[s] else 0
                 status = "" if ends[s] else f" (cut at {last})"
+                if ends[s] and s not in solved_at and last < BUDGET:
+                    status = f" (run with a {last}-step budget, not {BUDGET})"
                 cells_text.append(f"s{s}: {solved_at.get(s, f'no ({last})')}{status}")
             sample = (evals[seeds[0]] or ends[seeds[0]])[0]
             sps = [x["sps"] for s in seeds for x in evals[s]]
@@ -262,7 +267,22 @@ def report(args: argparse.Namespace) -> str:
                         f"{x['update_ms']:.1f} | {x['sps_bound']:.0f} |")
     table = "\n".join(rows)
     print(table)
+    docs = getattr(args, "docs", None)
+    if docs is not None:
+        write_between_markers(docs, table)
     return table
+
+
+def write_between_markers(path: Path, table: str) -> None:
+    """Replace what lies between ``<!-- tmaze:start -->`` and ``<!-- tmaze:end -->`` in
+    ``path`` with ``table``; ``ValueError`` if the file lacks the markers."""
+    start, end = "<!-- tmaze:start -->", "<!-- tmaze:end -->"
+    text = path.read_text(encoding="utf-8")
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"{path} must hold one {start} ... {end} pair")
+    head, rest = text.split(start)
+    _, tail = rest.split(end)
+    path.write_text(f"{head}{start}\n{table}\n{end}{tail}", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -272,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     run_parser.add_argument("--lengths", type=int, nargs="+", default=[10, 25, 50, 100])
     run_parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))
     run_parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    run_parser.add_argument("--steps", type=int, default=100_000)
+    run_parser.add_argument("--steps", type=int, default=BUDGET)
     run_parser.add_argument("--eval-every", type=int, default=2_000)
     run_parser.add_argument("--seq-len", type=int, default=None,
                             help="default 2 * (L + 1): a whole episode in every window")
@@ -291,6 +311,9 @@ def main(argv: list[str] | None = None) -> None:
     report_parser = sub.add_parser("report", help="print the memory-length table")
     report_parser.add_argument("--out", type=Path, default=RESULTS)
     report_parser.add_argument("--speed", type=Path, default=SPEED_RESULTS)
+    report_parser.add_argument("--docs", type=Path, default=None,
+                               help="also write the tables between the tmaze markers of this "
+                                    "file (docs/benchmarks.md)")
     args = parser.parse_args(argv)
     if args.command in ("run", "speed"):
         os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))

@@ -51,10 +51,14 @@ def test_a_run_appends_evaluations_and_an_end_line_and_is_skipped_when_rerun(ben
     bench.main(argv)
     assert "skip gru L=2 seed=0: finished" in capsys.readouterr().out
     assert len(out.read_text().splitlines()) == len(lines)
+    # 60 steps of random warm-up leave it unsolved: not finished for a 90-step budget
+    assert lines[-1]["solved_at"] is None
+    assert bench.finished(lines, "gru", 2, 0, 60) and not bench.finished(lines, "gru", 2, 0, 90)
 
     table = bench.report(bench.argparse.Namespace(out=out))
     assert "| gru | 2 | 6 | 0 |" in table
     assert "longest L solved on every one of >= 3 seeds, gru: none" in table
+    assert "s0: no (60) (run with a 60-step budget, not 100000)" in table
 
 
 def test_the_report_takes_a_cut_runs_newest_lines_and_needs_three_seeds(bench, tmp_path):
@@ -84,3 +88,15 @@ def test_speed_writes_the_update_cost_per_window_and_the_report_shows_it(bench, 
     out.write_text("")
     table = bench.report(bench.argparse.Namespace(out=out, speed=speed_out))
     assert f"| lstm | 2 | 6 | 0 | 42 | {line['update_ms']:.1f} |" in table
+
+
+def test_the_report_rewrites_only_the_part_between_the_markers(bench, tmp_path):
+    out, docs = tmp_path / "tmaze.jsonl", tmp_path / "benchmarks.md"
+    out.write_text("")
+    docs.write_text("# B\nbefore\n<!-- tmaze:start -->\nold table\n<!-- tmaze:end -->\nafter\n")
+    table = bench.report(bench.argparse.Namespace(out=out, docs=docs))
+    assert docs.read_text() == (f"# B\nbefore\n<!-- tmaze:start -->\n{table}\n"
+                                "<!-- tmaze:end -->\nafter\n")
+    docs.write_text("no markers\n")
+    with pytest.raises(ValueError, match="must hold one <!-- tmaze:start -->"):
+        bench.report(bench.argparse.Namespace(out=out, docs=docs))
