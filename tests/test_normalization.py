@@ -159,3 +159,37 @@ def test_resumed_training_continues_the_statistics_exactly(tmp_path):
     assert second.obs_normalizer.count == whole.obs_normalizer.count == 14
     np.testing.assert_array_equal(second.obs_normalizer.mean, whole.obs_normalizer.mean)
     np.testing.assert_array_equal(second.obs_normalizer.var, whole.obs_normalizer.var)
+
+
+class GridObservation(gym.Env):
+    """Observations of shape (2, 2): the step count in one corner, constants elsewhere."""
+
+    metadata: dict = {"render_modes": []}  # noqa: RUF012 - gymnasium convention
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(-10.0, 10.0, (2, 2), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.t = 0
+
+    def _obs(self) -> np.ndarray:
+        return np.array([[self.t, 1.0], [2.0, -self.t]], np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self._obs(), 0.0, False, self.t >= 4, {}
+
+
+def test_observations_of_any_box_shape_are_normalised_flat():
+    agent = LiquidSAC(GridObservation(), normalize_observations=True, seed=0, **SMALL)
+    agent.learn(8, log_dir=False, progress_bar=False)
+    # t = 0..3 twice, flattened row by row: [t, 1, 2, -t]
+    assert agent.obs_normalizer.mean.tolist() == [1.5, 1.0, 2.0, -1.5]
+    obs = np.array([[3.0, 1.0], [2.0, -3.0]], np.float32)
+    single, _ = agent.predict(obs, deterministic=True)
+    batch, _ = agent.predict(np.stack([obs, obs]), deterministic=False)
+    assert single.shape == (1,) and batch.shape == (2, 1)

@@ -619,7 +619,7 @@ class OffPolicyAgent:
             raise ValueError(f"predict: the observation holds a non-finite value (nan or inf) "
                              f"{where}")
         if self.obs_normalizer is not None:  # frozen statistics: predicting never changes them
-            obs = self.obs_normalizer.normalize(obs)
+            obs = self.obs_normalizer.normalize(obs.reshape(len(obs), -1)).reshape(obs.shape)
         n = obs.shape[0]
         size = self.hidden_sizes["actor"]
         fast = deterministic and self.device.type == "cpu" and self._numpy_policy_matches()
