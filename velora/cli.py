@@ -460,8 +460,7 @@ def resolve_train_settings(args: argparse.Namespace) -> tuple[dict[str, Any], di
     agent_cfg: dict[str, Any] = {}
     run_cfg: dict[str, Any] = {}
     if args.resume:
-        from velora.agents.base import check_checkpoint_sizes
-        from velora.checkpoint import read_metadata
+        from velora.checkpoint import check_checkpoint_sizes, read_metadata
 
         meta = read_metadata(args.resume)
         check_checkpoint_sizes(args.resume, meta)  # its config builds the agent below
