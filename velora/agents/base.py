@@ -23,6 +23,7 @@ from gymnasium.vector import VectorEnv
 
 from velora import loop
 from velora._checks import finite_float, non_negative_int, positive_int
+from velora.agents.numpy_policy import NumpyPolicy, twin_matches
 from velora.buffers import ReplayBuffer, Window, merge_time, sample_window, states_before_each_step
 from velora.buffers.window import Hidden
 from velora.checkpoint import (
@@ -85,7 +86,6 @@ def replay_mode_default(name: str, value: Any, replay: ReplayMode) -> Any:
 
 
 AGENT_CLASSES: dict[str, type[OffPolicyAgent]] = {}
-_TWIN_CACHE: dict[tuple[type, str], bool] = {}
 
 
 def constructor_config(init: Any, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -254,6 +254,7 @@ class OffPolicyAgent:
                 self._action_start = np.int64(self.action_space.start)
             self.act_dim = int(sum(self.action_nvec))
         self.device = torch.device(device)
+        self.numpy_policy = NumpyPolicy(self, OffPolicyAgent)
 
         self.rng = np.random.default_rng(seed)
         if seed is not None:
@@ -338,13 +339,8 @@ class OffPolicyAgent:
 
         Returns network-space actions and the states *after* this step.
         """
-        if self.device.type == "cpu" and self._numpy_twin_matches("act_numpy"):
-            # numpy twin: the same numbers without torch's per-operation overhead, which is
-            # most of a batch-of-one step. Tensors and arrays share memory both ways.
-            actions_np, hidden_np = self.act_numpy(
-                obs.numpy(), {name: h.numpy() for name, h in hidden.items()}, random=random)
-            return torch.from_numpy(actions_np), {name: torch.from_numpy(h)
-                                                  for name, h in hidden_np.items()}
+        if self.numpy_policy.acts:  # the same numbers, a third of torch's overhead
+            return self.numpy_policy.act(obs, hidden, random=random)
         # inference_mode: acting never needs autograd, and the states it returns are only
         # stored (as numpy) or fed back into acting.
         with torch.inference_mode():
@@ -421,15 +417,9 @@ class OffPolicyAgent:
                              f"{where}")
         n = obs.shape[0]
         size = self.hidden_sizes["actor"]
-        fast = deterministic and self.device.type == "cpu" and self._numpy_policy_matches()
-        if fast:  # numpy path: same numbers, a fraction of torch's per-op overhead
-            h_np = np.zeros((n, size), np.float32) if state is None \
-                else np.asarray(state, dtype=np.float32)
-            if h_np.shape != (n, size):
-                raise ValueError(f"state must have shape ({n}, {size}), got {h_np.shape}")
-            if episode_start is not None:
-                h_np = h_np * ~np.asarray(episode_start, dtype=bool).reshape(n, 1)
-            actions_np, h_np = self.deterministic_action_numpy(obs.reshape(n, self.obs_dim), h_np)
+        if deterministic and self.numpy_policy.predicts:  # same numbers, less overhead
+            actions_np, h_np = self.numpy_policy.predict(obs.reshape(n, self.obs_dim), state,
+                                                         episode_start)
             env_actions = self.to_env_action(actions_np)
             return (env_actions[0] if single else env_actions), h_np
         if state is None:
@@ -490,16 +480,7 @@ class OffPolicyAgent:
     def _numpy_twin_matches(cls, twin: str) -> bool:
         """True when the class that wrote numpy ``twin`` also wrote (or inherited) every torch
         method in use that it reproduces."""
-        key = (cls, twin)
-        if key not in _TWIN_CACHE:
-            _TWIN_CACHE[key] = False
-            for klass in cls.__mro__:
-                if twin in vars(klass):
-                    _TWIN_CACHE[key] = klass is not OffPolicyAgent and all(
-                        getattr(cls, name) is getattr(klass, name)
-                        for name in cls.NUMPY_TWINS[twin])
-                    break
-        return _TWIN_CACHE[key]
+        return twin_matches(cls, twin, OffPolicyAgent)
 
     @classmethod
     def _numpy_policy_matches(cls) -> bool:
