@@ -15,8 +15,6 @@ parses only tensors and JSON — nothing in the file can run code.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from velora._io import atomic_write
 from velora.buffers import ReplayBuffer
 from velora.envs import capture_env_state, restore_env_state
 from velora.spaces import describe_action_space, describe_space
@@ -33,31 +32,6 @@ from velora.spaces import describe_action_space, describe_space
 FORMAT = "velora-checkpoint"
 VERSION = 1
 METADATA_KEY = "velora"
-
-
-def atomic_write(path: Path, write: Any) -> Path:
-    """Call ``write(tmp_path)`` then move the finished file over ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return path
 
 
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor],

@@ -11,7 +11,7 @@ update reads in :mod:`velora.buffers`.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -22,8 +22,15 @@ import torch
 from gymnasium.vector import VectorEnv
 
 from velora import loop
-from velora._checks import finite_float, non_negative_int, positive_int
+from velora._checks import positive_int
+from velora.agents.config import (
+    OffPolicyConfig,
+    ReplayMode,
+    build_config,
+    init_signature,
+)
 from velora.agents.numpy_policy import NumpyPolicy, twin_matches
+from velora.agents.registry import AGENT_CLASSES, record_class
 from velora.buffers import ReplayBuffer, Window, merge_time, sample_window, states_before_each_step
 from velora.buffers.window import Hidden
 from velora.checkpoint import (
@@ -52,48 +59,16 @@ from velora.spaces import describe_action_space, describe_space
 # Re-exported: these lived here before the training loop, checkpoints and replay windows got
 # their own modules, and subclasses and scripts import them from here.
 __all__ = ["MAX_CHECKPOINT_SIZES", "Hidden", "OffPolicyAgent", "ReplayMode", "Window",
-           "check_checkpoint_sizes", "constructor_config", "describe_action_space", "frozen",
+           "check_checkpoint_sizes", "describe_action_space", "frozen",
            "load_agent", "merge_time", "polyak_update", "states_before_each_step"]
 
-TRANSITIONS_PER_UPDATE = 256  # the default batch, as in SB3: windows are counted in steps
-ReplayMode = Literal["stored_state", "sequence"]
-# Defaults that depend on the replay mode, (stored_state, sequence), used where the argument is
-# None. Sequence mode is for partial observability; its defaults are the recipe that learns
-# velora's partially observable Pendulum benchmarks (docs/benchmarks.md): the previous action
-# and reward as inputs beside the observation, bigger circuits and a denser actor, two updates
-# per env step and a shorter horizon. In stored-state mode, SAC's critics of 48 neurons learn
-# the fully observed benchmarks as well as 64 did, for 7 % less time per training step
-# (LiquidDDPG's single critic asks for 64 in both modes).
-REPLAY_MODE_DEFAULTS: dict[str, tuple[int | float | str, int | float | str]] = {
-    "history": ("", "action,reward"),
-    "n_neurons": (16, 32),
-    "critic_neurons": (48, 64),
-    "sparsity_level": (0.5, 0.2),
-    "gradient_steps": (1, 2),
-    "gamma": (0.99, 0.98),
-}
-
-
-_RESOLVED_ARGUMENTS = (*REPLAY_MODE_DEFAULTS, "batch_size")
-
-
-def replay_mode_default(name: str, value: Any, replay: ReplayMode) -> Any:
-    """``value``, or where it is None the default of ``name`` for this replay mode."""
-    if value is not None:
-        return value
-    stored_state, sequence = REPLAY_MODE_DEFAULTS[name]
-    return sequence if replay == "sequence" else stored_state
-
-
-AGENT_CLASSES: dict[str, type[OffPolicyAgent]] = {}
-
-
-def constructor_config(init: Any, arguments: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameters an agent was built with, from its ``__init__``'s arguments:
-    every keyword argument except ``env`` and ``device`` (JSON-able, saved in checkpoints)."""
-    names = [p.name for p in inspect.signature(init).parameters.values()
-             if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "device"]
-    return {name: arguments[name] for name in names}
+def _takes_a_config(init: Any) -> bool:
+    """True for an ``__init__(self, env, config=None, **overrides)``, the form whose
+    signature is the config's fields."""
+    kinds = [p.kind for p in inspect.signature(init).parameters.values()]
+    return kinds[-1:] == [inspect.Parameter.VAR_KEYWORD] and \
+        inspect.Parameter.KEYWORD_ONLY not in kinds and "config" in \
+        inspect.signature(init).parameters
 
 
 def load_agent(path: str | Path, env: EnvLike | None = None, *,
@@ -145,67 +120,43 @@ class OffPolicyAgent:
     algorithm: ClassVar[str] = "base"
     action_kind: ClassVar[Literal["box", "discrete"]] = "box"
 
+    # The hyperparameters this agent reads (a subclass that adds some subclasses it).
+    config_class: ClassVar[type[OffPolicyConfig]] = OffPolicyConfig
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        AGENT_CLASSES[cls.__name__] = cls  # so that checkpoints of subclasses load too
+        record_class(cls)  # so that checkpoints of subclasses load too
+        if "config_class" in vars(cls) and "__init__" not in vars(cls):
+            parent_init = super(cls, cls).__init__
 
-    def __init__(
-        self,
-        env: EnvLike,
-        *,
-        n_neurons: int | None,
-        critic_neurons: int | None,
-        sparsity_level: float | None,
-        replay: ReplayMode,
-        seq_len: int,
-        burn_in: int,
-        history: str | Sequence[str] | None,
-        buffer_size: int,
-        batch_size: int | None,
-        learning_starts: int,
-        train_freq: int,
-        gradient_steps: int | None,
-        gamma: float | None,
-        tau: float,
-        num_envs: int,
-        vectorization: Literal["sync", "async"],
-        device: str | torch.device,
-        seed: int | None,
-    ) -> None:
+            def __init__(self: OffPolicyAgent, env: EnvLike,
+                         config: OffPolicyConfig | None = None, **overrides: Any) -> None:
+                parent_init(self, env, config, **overrides)
+
+            cls.__init__ = __init__  # type: ignore[method-assign]
+        own_init = vars(cls).get("__init__")
+        if own_init is not None and _takes_a_config(own_init):
+            # help(), IDEs and the CLI see every field of the config as a keyword argument.
+            own_init.__signature__ = init_signature(cls.config_class)
+
+    def __init__(self, env: EnvLike, config: OffPolicyConfig | None = None,
+                 **overrides: Any) -> None:
+        """Check the hyperparameters (``config``, default ``config_class()``, with
+        ``overrides`` applied), then set up the env and the run's counters. A subclass builds
+        its networks after this, from ``self.hparams``."""
         # Every check happens before anything is built.
-        if replay not in ("stored_state", "sequence"):
-            raise ValueError(f"replay must be 'stored_state' or 'sequence', got {replay!r}")
-        self.replay = replay
-        self.history = check_history(replay_mode_default("history", history, replay))
-        n_neurons = replay_mode_default("n_neurons", n_neurons, replay)
-        critic_neurons = replay_mode_default("critic_neurons", critic_neurons, replay)
-        sparsity_level = replay_mode_default("sparsity_level", sparsity_level, replay)
-        gradient_steps = replay_mode_default("gradient_steps", gradient_steps, replay)
-        gamma = replay_mode_default("gamma", gamma, replay)
-        self.n_neurons = positive_int("n_neurons", n_neurons)
-        self.critic_neurons = positive_int("critic_neurons", critic_neurons)
-        self.sparsity_level = finite_float("sparsity_level", sparsity_level, low=0.1, high=0.9)
-        self.seq_len = positive_int("seq_len", seq_len)
-        self.burn_in = non_negative_int("burn_in", burn_in)
-        self.buffer_size = positive_int("buffer_size", buffer_size)
-        if batch_size is None:
-            # 256 transitions per update either way: 256 single transitions, or 256 // seq_len
-            # windows (16 of 16 steps). A window is seq_len transitions of work and gradient.
-            batch_size = TRANSITIONS_PER_UPDATE if replay == "stored_state" \
-                else max(1, TRANSITIONS_PER_UPDATE // self.seq_len)
-        self.batch_size = positive_int("batch_size", batch_size)
-        if self.batch_size > self.buffer_size:
-            raise ValueError(f"batch_size ({batch_size}) must not exceed buffer_size "
-                             f"({buffer_size})")
-        self.learning_starts = non_negative_int("learning_starts", learning_starts)
-        self.train_freq = positive_int("train_freq", train_freq)
-        self.gradient_steps = non_negative_int("gradient_steps", gradient_steps)
-        self.gamma = finite_float("gamma", gamma, low=0.0, high=1.0, low_open=True)
-        self.tau = finite_float("tau", tau, low=0.0, high=1.0, low_open=True)
-        num_envs = positive_int("num_envs", num_envs)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-        self.seed = seed
+        cfg = build_config(self.config_class, config, overrides, type(self).__name__)
+        self.hparams = cfg
+        self.replay: ReplayMode = cfg.replay
+        self.history = check_history(cfg.history)
+        self.n_neurons, self.critic_neurons = cfg.n_neurons, cfg.critic_neurons
+        self.sparsity_level = cfg.sparsity_level
+        self.seq_len, self.burn_in = cfg.seq_len, cfg.burn_in
+        self.buffer_size, self.batch_size = cfg.buffer_size, cfg.batch_size
+        self.learning_starts, self.train_freq = cfg.learning_starts, cfg.train_freq
+        self.gradient_steps, self.gamma, self.tau = cfg.gradient_steps, cfg.gamma, cfg.tau
+        self.seed = seed = cfg.seed
+        num_envs, vectorization, device = cfg.num_envs, cfg.vectorization, cfg.device
 
         self.env_id = env if isinstance(env, str) else None
         if self.env_id is None and not isinstance(env, VectorEnv) and getattr(env, "spec", None):
@@ -273,21 +224,13 @@ class OffPolicyAgent:
         self.log_dir: Path | None = None
         self.last_sps = 0.0
         self.train_metrics: dict[str, float] = {}
-        self._config: dict[str, Any] = {}
 
     @property
     def config(self) -> dict[str, Any]:
-        """The hyperparameters in use (JSON-able; logged and saved in checkpoints)."""
-        return self._config
-
-    @config.setter
-    def config(self, arguments: dict[str, Any]) -> None:
-        # An argument left at None (a replay-mode default, the default batch) is recorded as
-        # the value in use, so a checkpoint rebuilds the same agent even if defaults change.
-        self._config = {name: getattr(self, name) if value is None and name in _RESOLVED_ARGUMENTS
-                        else value for name, value in arguments.items()}
-        if "history" in self._config:  # one canonical, JSON- and hparams-friendly spelling
-            self._config["history"] = ",".join(self.history)
+        """The hyperparameters in use (JSON-able; logged and saved in checkpoints): every
+        field of :attr:`hparams` but ``device``, replay-mode defaults resolved to the values
+        in use, so a checkpoint rebuilds the same agent even if defaults change."""
+        return self.hparams.to_dict()
 
     # ------------------------------------------------------------------ algorithm interface
     hidden_sizes: dict[str, int]

@@ -129,9 +129,8 @@ class LiquidNCPEnsemble(MaskedWeights):
     # ------------------------------------------------------------------ computation
     # Inside, every layer runs feature-major, ``(n_members, features, rows)``: ``W @ x`` with
     # the weights as stored, and the cell's four heads come out as contiguous row blocks, so
-    # its elementwise tail (tanh, sigmoid, lerp) reads contiguous memory. On a CPU that is
-    # about a quarter less time per step than ``(rows, features)``. Public shapes stay
-    # batch-first; the conversions are views.
+    # its elementwise tail (tanh, sigmoid, lerp) reads contiguous memory, which is faster on
+    # a CPU (docs/benchmarks.md). Public shapes stay batch-first; the conversions are views.
     def _project(self, x_t: torch.Tensor) -> torch.Tensor:
         """``(in, rows)`` -> the cell's input projection ``(n_members, 4 * hidden, rows)``."""
         inter = torch.tanh(torch.baddbmm(self.inter_bias.transpose(1, 2), self.inter_weight,

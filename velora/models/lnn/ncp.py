@@ -222,9 +222,9 @@ class LiquidNCPNetwork(_NCPBase):
         """One unit-time step in numpy for acting on a CPU: ``x`` ``(batch, in_features)``,
         ``h`` ``(batch, hidden_size)`` float32 -> ``(y, h_new)`` as :meth:`step` computes them.
 
-        It skips torch's per-operation dispatch, which dominates a single small step: several
-        times faster than :meth:`step` for one observation. It reads the live parameters
-        through :meth:`numpy_weights`.
+        It skips torch's per-operation dispatch, which dominates a single small step
+        (docs/benchmarks.md, "Fast paths"). It reads the live parameters through
+        :meth:`numpy_weights`.
         """
         w_inter_t, b_inter, w_input_t, w_rec_t, b_cell, w_motor_t, b_motor = self.numpy_weights()
         u = np.tanh(x @ w_inter_t + b_inter)
