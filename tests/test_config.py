@@ -16,6 +16,7 @@ from velora.agents import (
     LiquidDDPG,
     LiquidSAC,
     LiquidSACDiscrete,
+    LiquidTD3,
     OffPolicyConfig,
     SACConfig,
     SACDiscreteConfig,
@@ -111,7 +112,7 @@ def test_the_cli_and_tune_read_the_one_registry():
     from velora.tune import agent_class as tune_agent_class
 
     assert algorithms() == {"sac": LiquidSAC, "ddpg": LiquidDDPG,
-                            "sac_discrete": LiquidSACDiscrete}
+                            "sac_discrete": LiquidSACDiscrete, "td3": LiquidTD3}
     assert agent_classes() == algorithms()
     assert tune_agent_class is agent_class and agent_class("ddpg") is LiquidDDPG
     with pytest.raises(ValueError, match=r"unknown agent 'ppo'; choose one of"):

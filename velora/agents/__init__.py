@@ -6,7 +6,8 @@ from velora.agents.ddpg import LiquidDDPG
 from velora.agents.registry import agent_class, algorithms, register_algorithm
 from velora.agents.sac import LiquidSAC
 from velora.agents.sac_discrete import LiquidSACDiscrete
+from velora.agents.td3 import LiquidTD3, TD3Config
 
-__all__ = ["DDPGConfig", "LiquidDDPG", "LiquidSAC", "LiquidSACDiscrete", "OffPolicyAgent",
-           "OffPolicyConfig", "SACConfig", "SACDiscreteConfig", "Window", "agent_class",
-           "algorithms", "load_agent", "register_algorithm"]
+__all__ = ["DDPGConfig", "LiquidDDPG", "LiquidSAC", "LiquidSACDiscrete", "LiquidTD3",
+           "OffPolicyAgent", "OffPolicyConfig", "SACConfig", "SACDiscreteConfig", "TD3Config",
+           "Window", "agent_class", "algorithms", "load_agent", "register_algorithm"]

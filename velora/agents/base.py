@@ -62,6 +62,7 @@ __all__ = ["MAX_CHECKPOINT_SIZES", "Hidden", "OffPolicyAgent", "ReplayMode", "Wi
            "check_checkpoint_sizes", "describe_action_space", "frozen",
            "load_agent", "merge_time", "polyak_update", "states_before_each_step"]
 
+
 def _takes_a_config(init: Any) -> bool:
     """True for an ``__init__(self, env, config=None, **overrides)``, the form whose
     signature is the config's fields."""
@@ -113,8 +114,13 @@ class OffPolicyAgent:
       ``(n, len(action_nvec))`` indices from 0 for MultiDiscrete) and the next hidden states.
     * ``update(window)`` — one gradient step from a :class:`Window`; returns logged scalars.
     * ``networks()`` — the modules to save, by name.
+    * ``config_class`` — its hyperparameters, a subclass of
+      :class:`~velora.agents.config.OffPolicyConfig`; the constructor resolves them into
+      ``self.hparams``.
 
-    Everything else here — the training loop, ``predict``, ``evaluate`` — is shared.
+    Everything else here is shared: acting (torch, or numpy through :attr:`numpy_policy`),
+    ``predict``, ``evaluate``, and the verbs ``learn`` (:mod:`velora.loop`) and ``save`` /
+    ``load`` (:mod:`velora.checkpoint`).
     """
 
     algorithm: ClassVar[str] = "base"

@@ -73,21 +73,27 @@ class LiquidDDPG(OffPolicyAgent):
         self.actor = LiquidNCPNetwork(self.obs_dim, self.n_neurons, self.act_dim,
                                       sparsity_level=self.sparsity_level, seed=seed,
                                       device=self.device)
-        # A learned output scale lets the critic's bounded liquid state reach returns in the
-        # hundreds within a short run (see LiquidNCPNetwork).
-        self.critic = LiquidNCPNetwork(self.obs_dim + self.act_dim, self.critic_neurons, 1,
-                                       sparsity_level=self.sparsity_level,
-                                       seed=None if seed is None else seed + 1,
-                                       learned_output_scale=True, device=self.device)
+        self.critic = self.build_critic()
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": self.critic.hidden_size}
+        self.hidden_sizes = {"actor": self.actor.hidden_size,
+                             "critic": self.critic.hidden_size * getattr(self.critic, "n_members", 1)}
         self.actor_optimizer = adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.critic_optimizer = adam(self.critic.parameters(), lr=cfg.critic_lr)
 
         self.noise_kind, self.noise_std = cfg.noise, cfg.noise_std
         self.ou_noise = OrnsteinUhlenbeckNoise((self.num_envs, self.act_dim), cfg.noise_std,
                                                rng=self.rng)
+
+    def build_critic(self) -> nn.Module:
+        """The critic ``Q(observation, action)`` (TD3 builds its twin critics here)."""
+        seed = self.hparams.seed
+        # A learned output scale lets the critic's bounded liquid state reach returns in the
+        # hundreds within a short run (see LiquidNCPNetwork).
+        return LiquidNCPNetwork(self.obs_dim + self.act_dim, self.critic_neurons, 1,
+                                sparsity_level=self.sparsity_level,
+                                seed=None if seed is None else seed + 1,
+                                learned_output_scale=True, device=self.device)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"actor": self.actor, "critic": self.critic, "actor_target": self.actor_target,
