@@ -141,6 +141,11 @@ ROWS: dict[str, Row] = {
         {"velora": System("velora_ddpg"),
          "sb3_td3": System("sb3_td3", {"learning_rate": 1e-3, "action_noise_std": 0.1})},
         "LiquidDDPG (defaults) vs SB3 TD3 (lr 1e-3, N(0, 0.1) action noise)"),
+    "pendulum_td3": Row(
+        "Pendulum-v1", 20_000, 5_000, -200.0,
+        {"velora": System("velora_td3"),
+         "sb3_td3": System("sb3_td3", {"learning_rate": 1e-3, "action_noise_std": 0.1})},
+        "LiquidTD3 (defaults) vs SB3 TD3 (lr 1e-3, N(0, 0.1) action noise)"),
     "cartpole_sac_discrete": Row(
         "CartPole-v1", 50_000, 10_000, 475.0,
         {"velora": System("velora_sac_discrete"),
@@ -199,10 +204,9 @@ def config_kwargs(cls: type, config: str | None) -> dict[str, Any]:
 class VeloraSystem:
     def __init__(self, kind: str, env_id: str, seed: int, kwargs: dict[str, Any],
                  config: str | None = None) -> None:
-        from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete
+        from velora.agents import agent_class
 
-        cls = {"velora_sac": LiquidSAC, "velora_ddpg": LiquidDDPG,
-               "velora_sac_discrete": LiquidSACDiscrete}[kind]
+        cls = agent_class(kind.removeprefix("velora_"))  # velora_<algorithm> in the registry
         self.agent = cls(env_id, seed=seed, **{**config_kwargs(cls, config), **kwargs})
         self.sps = float("nan")
 

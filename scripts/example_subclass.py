@@ -6,7 +6,8 @@ Two examples:
   ``entropy_loss`` only.
 * ``ConservativeSAC`` — adds a CQL-style penalty (Kumar et al., 2020) that pushes down the
   Q-values of random actions relative to the replayed ones: override ``critic_loss`` only,
-  reusing the parent's Bellman error.
+  reusing the parent's Bellman error. Its new hyperparameter ``cql_weight`` is a field of a
+  subclass of ``SACConfig``: a keyword argument, a CLI-style flag and part of the saved config.
 
 Run: ``python scripts/example_subclass.py --steps 3000``
 """
@@ -14,11 +15,13 @@ Run: ``python scripts/example_subclass.py --steps 3000``
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 import torch
 
-from velora.agents import LiquidSAC
-from velora.agents.base import Window, merge_time, states_before_each_step
+from velora._checks import finite_float
+from velora.agents import LiquidSAC, SACConfig
+from velora.buffers import Window, merge_time, states_before_each_step
 
 
 class FixedAlphaSAC(LiquidSAC):
@@ -28,12 +31,23 @@ class FixedAlphaSAC(LiquidSAC):
         return self.log_alpha * 0.0  # no gradient signal: alpha never moves
 
 
+@dataclass
+class ConservativeSACConfig(SACConfig):
+    """SAC's hyperparameters and the CQL penalty's weight."""
+
+    cql_weight: float = 0.1
+    """Weight of the penalty ``logsumexp_a Q(o, a_random) - Q(o, a_data)``, >= 0."""
+
+    def check(self) -> None:
+        super().check()
+        self.cql_weight = finite_float("cql_weight", self.cql_weight, low=0.0)
+
+
 class ConservativeSAC(LiquidSAC):
     """SAC plus ``cql_weight * (logsumexp_a Q(o, a_random) - Q(o, a_data))`` per critic."""
 
-    def __init__(self, env, *, cql_weight: float = 0.1, **kwargs) -> None:
-        super().__init__(env, **kwargs)
-        self.cql_weight = cql_weight
+    config_class = ConservativeSACConfig
+    hparams: ConservativeSACConfig
 
     def critic_loss(self, w: Window, states: dict, actor_h_seq: torch.Tensor):
         loss, h_seq, logs = super().critic_loss(w, states, actor_h_seq)
@@ -50,7 +64,7 @@ class ConservativeSAC(LiquidSAC):
         gap = torch.logsumexp(random_q, dim=0) - data_q.squeeze(-1)  # (2, rows)
         penalty = w.masked_mean(gap.sum(dim=0).view(w.batch_size, w.length))
         logs["cql_penalty"] = penalty.detach()
-        return loss + self.cql_weight * penalty, h_seq, logs
+        return loss + self.hparams.cql_weight * penalty, h_seq, logs
 
 
 def main() -> None:

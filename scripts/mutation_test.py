@@ -57,18 +57,19 @@ DDPG = [f"velora.agents.ddpg.xǁLiquidDDPGǁ{m}__*"
         for m in ("burn_in_states", "critic_loss", "actor_loss", "update")]
 SAC_DISCRETE = [f"velora.agents.sac_discrete.xǁLiquidSACDiscreteǁ{m}__*"
                 for m in ("burn_in_states", "critic_loss", "actor_loss", "entropy_loss", "update")]
-BASE = [f"velora.agents.base.x_{f}__*" for f in ("merge_time", "states_before_each_step",
-                                                 "polyak_update", "frozen")] + [
-    f"velora.agents.base.xǁWindowǁ{m}__*" for m in ("slice", "masked_mean")] + [
-    f"velora.agents.base.xǁOffPolicyAgentǁ{m}__*" for m in ("sample_window",)]
+BASE = [f"velora.agents.base.x_{f}__*" for f in ("polyak_update", "frozen")]
+WINDOW = [f"velora.buffers.window.x_{f}__*" for f in ("merge_time", "states_before_each_step",
+                                                     "sample_window")] + [
+    f"velora.buffers.window.xǁWindowǁ{m}__*" for m in ("slice", "masked_mean")]
 REPLAY = [f"velora.buffers.replay.xǁReplayBufferǁ{m}__*"
           for m in ("_take", "sample", "sample_arrays", "sample_sequences")]
-SCOPES = {"sac": SAC, "agents": SAC + DDPG + SAC_DISCRETE + BASE, "replay": REPLAY,
-          "all": SAC + DDPG + SAC_DISCRETE + BASE + REPLAY}
+SCOPES = {"sac": SAC, "agents": SAC + DDPG + SAC_DISCRETE + BASE + WINDOW, "replay": REPLAY,
+          "all": SAC + DDPG + SAC_DISCRETE + BASE + WINDOW + REPLAY}
 # The files mutmut mutates for each scope (it mutates whole files; the scope picks the mutants)
-FILES = {"sac": ["velora/agents/sac.py"], "agents": ["velora/agents/*.py"],
+FILES = {"sac": ["velora/agents/sac.py"],
+         "agents": ["velora/agents/*.py", "velora/buffers/window.py"],
          "replay": ["velora/buffers/replay.py"],
-         "all": ["velora/agents/*.py", "velora/buffers/replay.py"]}
+         "all": ["velora/agents/*.py", "velora/buffers/window.py", "velora/buffers/replay.py"]}
 
 SETUP_CFG = """[mutmut]
 source_paths = velora

@@ -54,9 +54,9 @@ BUGS: dict[str, tuple[str, str, str]] = {
         "velora/agents/base.py", "torch._foreach_lerp_(target_params, online_params, tau)",
         "torch._foreach_lerp_(target_params, online_params, 1 - tau)"),
     "training loop stores the state after the step": (
-        "velora/agents/base.py", "terminated, truncated, hidden)", "terminated, truncated, next_hidden)"),
+        "velora/loop.py", "terminated, truncated, hidden)", "terminated, truncated, next_hidden)"),
     "training loop zeroes every env's state when one episode ends": (
-        "velora/agents/base.py", "keep = torch.as_tensor(~done,", "keep = torch.as_tensor(done & False,"),
+        "velora/loop.py", "keep = torch.as_tensor(~done,", "keep = torch.as_tensor(done & False,"),
 }
 
 

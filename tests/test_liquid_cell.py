@@ -81,3 +81,46 @@ def test_bad_input_is_named(call, message):
 def test_mask_of_wrong_shape_is_rejected():
     with pytest.raises(ValueError, match=r"recurrent_mask must have shape \(4, 4\)"):
         NCPLiquidCell(3, 4, torch.ones(3, 4), torch.ones(3, 3))
+
+
+# --------------------------------------------------------------------------- one reference
+def test_the_reference_update_on_one_neuron_by_hand():
+    import math
+
+    from velora.models.lnn.cell import cfc_update
+
+    ff1, ff2, time_a, time_b, ts = 0.3, -1.2, 0.5, 2.0, 0.4
+    gate = 1.0 / (1.0 + math.exp(-(time_b - time_a * ts)))
+    expected = gate * math.tanh(ff1) + (1.0 - gate) * math.tanh(ff2)
+    pre = torch.tensor([[ff1, ff2, time_a, time_b]], dtype=torch.float64)
+    assert cfc_update(pre, 1, ts).item() == pytest.approx(expected, rel=1e-12)
+    unit = 1.0 / (1.0 + math.exp(-(time_b - time_a)))  # ts = 1, the acting default
+    assert cfc_update(pre, 1).item() == pytest.approx(
+        unit * math.tanh(ff1) + (1.0 - unit) * math.tanh(ff2), rel=1e-12)
+
+
+def test_the_numpy_update_equals_the_reference_on_random_inputs():
+    from velora.models.lnn._numpy import cfc_update_numpy
+    from velora.models.lnn.cell import cfc_update
+
+    pre = torch.randn(64, 4 * 10, generator=torch.Generator().manual_seed(0)) * 3
+    reference = cfc_update(pre, 10)
+    fast = cfc_update_numpy(pre.numpy(), 10)
+    assert fast.shape == (64, 10) and fast.dtype == pre.numpy().dtype
+    # numpy's and torch's tanh / exp may differ in the last bit of a float32
+    torch.testing.assert_close(torch.from_numpy(fast), reference, rtol=0, atol=1e-6)
+
+
+def test_the_ensembles_feature_major_update_is_the_reference():
+    from velora.models.lnn import LiquidNCPEnsemble
+    from velora.models.lnn.cell import cfc_update
+
+    ens = LiquidNCPEnsemble(3, 12, 1, n_members=2, seed=0)
+    n, rows = ens.hidden_size, 5
+    gen = torch.Generator().manual_seed(1)
+    x_proj = torch.randn(2, 4 * n, rows, generator=gen)
+    h = torch.randn(2, n, rows, generator=gen)
+    pre = torch.baddbmm(x_proj, ens.recurrent_weight, h)
+    expected = cfc_update(pre.transpose(1, 2), n).transpose(1, 2)  # batch-first reference
+    with torch.no_grad():
+        assert torch.equal(ens._cell(x_proj, h, ens.recurrent_weight), expected)

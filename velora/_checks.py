@@ -35,3 +35,7 @@ def finite_float(name: str, value: Any, *, low: float = -math.inf, high: float =
         right = ")" if high_open else "]"
         raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {value!r}")
     return value
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency is not installed; the message says what to install."""

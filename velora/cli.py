@@ -10,7 +10,7 @@
     velora plot runs runs/ -o curves.png
     velora sweep examples/sweep.toml --num-cpus 8
 
-Every keyword argument of an agent's constructor (except ``env``) is a ``train`` flag
+Every field of an agent's config (:mod:`velora.agents.config`) is a ``train`` flag
 (``n_neurons`` -> ``--n-neurons``) and a key of the ``--config`` TOML file; flags given on
 the command line override the file. Errors in what was asked for (``ValueError``) print
 ``velora: error: <message>`` and exit with code 2.
@@ -21,17 +21,15 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
-import re
 import shutil
 import sys
 import tempfile
-import types
-import typing
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from velora.plotting import MissingDependencyError
+from velora._checks import MissingDependencyError
+from velora.agents.registry import algorithms
+from velora.settings import CLIError, Hyperparameter, _parse_int, hyperparameters, read_toml
 
 PROG = "velora"
 
@@ -52,23 +50,15 @@ DEFAULT_STEPS = 100_000
 DEFAULT_EVAL_EPISODES = 5
 
 
-class CLIError(ValueError):
-    """A problem with what the user asked for."""
-
-
 # --------------------------------------------------------------------------- agents
 def agent_classes() -> dict[str, type]:
-    """``{algorithm name: agent class}``, e.g. ``{"sac": LiquidSAC, ...}``."""
-    from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete
-
-    return {cls.algorithm: cls for cls in (LiquidSAC, LiquidDDPG, LiquidSACDiscrete)}
+    """``{algorithm name: agent class}``, e.g. ``{"sac": LiquidSAC, ...}``: the registry's."""
+    return algorithms()
 
 
 def _load_agent(path: str | Path, env: Any = None) -> Any:
-    try:
-        from velora.agents import load_agent
-    except ImportError:  # older layout: the function lives in the base module only
-        from velora.agents.base import load_agent
+    from velora.agents import load_agent
+
     return load_agent(path, env)
 
 
@@ -78,193 +68,7 @@ def first_paragraph(obj: Any) -> str:
     return " ".join(doc.split("\n\n", 1)[0].split())
 
 
-_ARG_ENTRY = re.compile(r"^([a-z_][a-z0-9_]*(?:\s*,\s*[a-z_][a-z0-9_]*)*):\s*(.*)$")
-
-
-def docstring_args(classes: Sequence[type]) -> dict[str, str]:
-    """One-line descriptions of constructor arguments from the classes' Google-style
-    ``Args:`` sections (``a, b: text`` documents both); earlier classes win."""
-    found: dict[str, str] = {}
-    for cls in classes:
-        in_args, names, indent = False, [], 0
-        for line in (inspect.getdoc(cls) or "").splitlines():
-            text = line.strip()
-            if not text:
-                continue
-            if not line.startswith(" "):  # a section header or top-level paragraph
-                in_args = text.startswith(("Args", "Arguments")) and text.endswith(":")
-                names = []
-                continue
-            if not in_args:
-                continue
-            depth = len(line) - len(line.lstrip())
-            entry = _ARG_ENTRY.match(text)
-            if entry and (not names or depth <= indent):
-                indent = depth
-                names = [n.strip() for n in entry.group(1).split(",")
-                         if n.strip() not in found]
-                for name in names:
-                    found[name] = entry.group(2)
-            elif depth > indent:
-                for name in names:
-                    found[name] += " " + text
-    return {k: v.replace("``", "").strip() for k, v in found.items()}
-
-
-class Hyperparameter:
-    """One keyword argument of an agent's ``__init__``, as a flag and a config key."""
-
-    def __init__(self, name: str, default: Any, annotation: Any, doc: str = "") -> None:
-        self.name, self.default, self.doc = name, default, doc
-        self.kind, self.choices, self.literals = self._classify(default, annotation)
-
-    @staticmethod
-    def _classify(default: Any, annotation: Any) -> tuple[type, list[Any] | None, list[str]]:
-        """``(base type, choices, literal strings also accepted)`` from the type hint,
-        falling back to the default's type."""
-        members: list[Any] = []
-
-        def walk(hint: Any) -> None:
-            origin = typing.get_origin(hint)
-            if origin is typing.Union or origin is types.UnionType:
-                for arg in typing.get_args(hint):
-                    walk(arg)
-            elif origin is typing.Literal:
-                members.extend(("literal", v) for v in typing.get_args(hint))
-            elif hint is not type(None):
-                members.append(("type", hint))
-
-        if annotation is not None:
-            walk(annotation)
-        literals = [v for k, v in members if k == "literal"]
-        plain = [t for k, t in members if k == "type"]
-        for candidate in (bool, int, float, str):
-            if candidate in plain:
-                if literals and candidate is str:
-                    return str, None, []
-                return candidate, None, [str(v) for v in literals]
-        if literals:
-            return type(literals[0]), list(literals), []
-        if isinstance(default, (bool, int, float, str)):
-            return type(default), None, []
-        return str, None, []
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    def parse(self, text: str) -> Any:
-        """Convert a command-line string (argparse ``type=``)."""
-        if text in self.literals:
-            return text
-        try:
-            if self.kind is int:
-                return _parse_int(text)
-            if self.kind is float:
-                return float(text)
-        except ValueError:
-            extra = f" or one of {self.literals}" if self.literals else ""
-            raise argparse.ArgumentTypeError(
-                f"expected {'an integer' if self.kind is int else 'a number'}{extra}, "
-                f"got {text!r}") from None
-        return text
-
-    def coerce(self, value: Any, source: str) -> Any:
-        """Check and convert a value read from a TOML file."""
-        ok = True
-        if isinstance(value, str) and value in self.literals:
-            return value
-        if self.kind is bool:
-            ok = isinstance(value, bool)
-        elif self.kind is int:
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif self.kind is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        elif self.kind is str:
-            ok = isinstance(value, str)
-        if ok and self.choices is not None and value not in self.choices:
-            ok = False
-        if not ok:
-            raise CLIError(f"{source}: {self.name} must be {self.describe()}, got {value!r}")
-        return value
-
-    def describe(self) -> str:
-        if self.choices is not None:
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-        text = names[self.kind]
-        return text + "".join(f" or {v!r}" for v in self.literals)
-
-    def add_to(self, parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-        shown = "none" if self.default is None else self.default
-        help_text = f"{self.doc.rstrip('.')} (default: {shown})" if self.doc \
-            else f"(default: {shown})"
-        help_text = help_text.replace("%", "%%")
-        if self.kind is bool:
-            parser.add_argument(self.flag, dest=self.name, action=argparse.BooleanOptionalAction,
-                                default=None, help=help_text)
-            return
-        metavar = None
-        if self.literals:
-            metavar = "|".join([*self.literals, self.kind.__name__.upper()])
-        elif self.choices is None:
-            metavar = self.kind.__name__.upper()
-        parser.add_argument(self.flag, dest=self.name, type=self.parse, choices=self.choices,
-                            default=None, metavar=metavar, help=help_text)
-
-
-def _parse_int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        value = float(text)  # accept 1e6
-        if not value.is_integer():
-            raise
-        return int(value)
-
-
-def hyperparameters(cls: type) -> dict[str, Hyperparameter]:
-    """The agent's constructor keyword arguments other than ``env``, by name."""
-    init = cls.__init__
-    try:
-        hints = typing.get_type_hints(init)
-    except Exception:  # unresolvable annotations: fall back to the defaults' types
-        hints = {}
-    docs = docstring_args([cls, *agent_classes().values()])
-    params = {}
-    for p in inspect.signature(init).parameters.values():
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.name == "env":
-            continue
-        if p.name in RESERVED:
-            raise RuntimeError(f"{cls.__name__} argument {p.name!r} clashes with a CLI option")
-        default = None if p.default is inspect.Parameter.empty else p.default
-        params[p.name] = Hyperparameter(p.name, default, hints.get(p.name), docs.get(p.name, ""))
-    return params
-
-
 # --------------------------------------------------------------------------- config files
-def read_toml(path: str | Path) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ModuleNotFoundError as err:
-            raise MissingDependencyError(
-                "reading TOML on Python 3.10 needs tomli: pip install tomli") from err
-    path = Path(path)
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise CLIError(f"config file {str(path)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as err:
-        raise CLIError(f"config file {str(path)!r} is not valid TOML: {err}") from None
-
-
 def config_values(data: dict[str, Any], params: dict[str, Hyperparameter], agent_name: str,
                   source: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split a config mapping into ``(agent hyperparameters, run options)``, checked."""
@@ -348,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "for --resume after a crash")
         run.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
         hp = sub.add_argument_group(f"{cls.__name__} hyperparameters")
-        for param in hyperparameters(cls).values():
+        for param in hyperparameters(cls, RESERVED).values():
             param.add_to(hp)
         sub.set_defaults(handler=cmd_train, agent_class=cls)
 
@@ -457,12 +261,11 @@ def resolve_train_settings(args: argparse.Namespace) -> tuple[dict[str, Any], di
     """Merge the checkpoint's configuration (``--resume``), the ``--config`` file and the
     command-line flags into ``(agent kwargs, run options)``; later sources win."""
     cls = args.agent_class
-    params = hyperparameters(cls)
+    params = hyperparameters(cls, RESERVED)
     agent_cfg: dict[str, Any] = {}
     run_cfg: dict[str, Any] = {}
     if args.resume:
-        from velora.agents.base import check_checkpoint_sizes
-        from velora.checkpoint import read_metadata
+        from velora.checkpoint import check_checkpoint_sizes, read_metadata
 
         meta = read_metadata(args.resume)
         check_checkpoint_sizes(args.resume, meta)  # its config builds the agent below

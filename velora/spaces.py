@@ -300,6 +300,15 @@ def describe_space(space: gym.Space) -> dict[str, Any]:
         return {"type": kind, "spaces": [[str(k), describe_space(s)] for k, s in space.spaces.items()]}
     return {"type": kind, "repr": str(space)}
 
+def describe_action_space(space: gym.Space) -> dict[str, Any]:
+    """A JSON description of an action space, to check a checkpoint against an env."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"discrete": int(space.n)}
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return {"multi_discrete": space.nvec.tolist(), "start": space.start.tolist()}
+    return {"shape": list(space.shape), "low": np.asarray(space.low).tolist(),
+            "high": np.asarray(space.high).tolist()}
+
 
 class EncodeObservation(gym.ObservationWrapper):
     """Encode one env's observations (Discrete, MultiDiscrete, MultiBinary, Tuple, Dict, ...)

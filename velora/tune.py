@@ -28,7 +28,6 @@ Needs Ray Tune: ``pip install "velora[ray]"``. The plot also needs matplotlib.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -37,15 +36,15 @@ import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from velora._checks import non_negative_int, positive_int
+from velora._checks import MissingDependencyError, non_negative_int, positive_int
+from velora.agents.registry import agent_class
 from velora.callbacks import Callback, EvalCallback
-from velora.plotting import MissingDependencyError
 
 try:
     import ray
@@ -88,20 +87,9 @@ class SweepResult:
 
 
 # --------------------------------------------------------------------------- configuration
-def agent_class(name: str) -> type:
-    """The velora agent class for ``"sac"``, ``"ddpg"`` or ``"sac_discrete"``."""
-    from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete
-
-    classes = {cls.algorithm: cls for cls in (LiquidSAC, LiquidDDPG, LiquidSACDiscrete)}
-    if name not in classes:
-        raise ValueError(f"unknown agent {name!r}; choose one of {sorted(classes)}")
-    return classes[name]
-
-
 def agent_parameters(cls: type) -> list[str]:
-    """The keyword arguments of an agent's constructor (everything but ``env``)."""
-    return [p.name for p in inspect.signature(cls.__init__).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    """The hyperparameters of an agent: the fields of its config class."""
+    return [f.name for f in fields(cls.config_class)]
 
 
 def _check_names(names: Sequence[str], cls: type, where: str) -> None:
@@ -668,7 +656,7 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
     """Read a sweep TOML file into :func:`sweep`'s keyword arguments (``agent`` and ``env``
     included; ``[search]`` becomes ``search_space``). Values of ``[config]`` are checked
     against the agent's hyperparameter types as ``velora train --config`` does."""
-    from velora.cli import hyperparameters, read_toml
+    from velora.settings import hyperparameters, read_toml
 
     source = f"sweep file {str(path)!r}"
     data = read_toml(path)

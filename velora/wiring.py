@@ -139,7 +139,7 @@ class Wiring:
     def draw(self, path: str | Path, *, dpi: int = 150) -> Path:
         """Render the circuit to an image file (PNG), neurons in four columns and synapses
         coloured by polarity. Needs ``matplotlib`` (``pip install velora[plot]``)."""
-        from velora.plotting import draw_wiring
+        from velora._figures import draw_wiring  # matplotlib only when asked for
 
         return draw_wiring(self, path, dpi=dpi)
 

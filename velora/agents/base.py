@@ -1,20 +1,19 @@
-"""What every velora agent shares: the Gymnasium training loop, acting with recurrent state,
-``predict`` / ``evaluate``, and the replay windows the updates read.
+"""What every velora agent shares: arguments and env setup, acting with recurrent state,
+``predict`` / ``evaluate``, and the public verbs ``learn`` / ``save`` / ``load``.
 
 An algorithm module (``sac.py``, ``ddpg.py``, ``sac_discrete.py``) subclasses
 :class:`OffPolicyAgent` and writes its own networks and update top to bottom; it only has to
-provide the methods listed under "Algorithm interface" below.
+provide the methods listed under "Algorithm interface" below. The training loop lives in
+:mod:`velora.loop`, saving and loading in :mod:`velora.checkpoint`, the replay windows an
+update reads in :mod:`velora.buffers`.
 """
 
 from __future__ import annotations
 
 import inspect
-import sys
-import time
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -22,241 +21,59 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
-from tqdm.auto import tqdm
 
-from velora._checks import finite_float, non_negative_int, positive_int
-from velora.buffers import ReplayBuffer
-from velora.callbacks import as_callbacks
-from velora.checkpoint import load_checkpoint, read_metadata, read_tensor_shapes, save_checkpoint
+from velora import loop
+from velora._checks import positive_int
+from velora.agents.config import (
+    OffPolicyConfig,
+    ReplayMode,
+    build_config,
+    init_signature,
+)
+from velora.agents.numpy_policy import NumpyPolicy, twin_matches
+from velora.agents.registry import AGENT_CLASSES, record_class
+from velora.buffers import ReplayBuffer, Window, merge_time, sample_window, states_before_each_step
+from velora.buffers.window import Hidden
+from velora.checkpoint import (
+    MAX_CHECKPOINT_SIZES,
+    check_checkpoint_sizes,
+    read_metadata,
+    restore_agent,
+    save_agent,
+)
 from velora.envs import (
     AppendHistory,
     EncodeObservation,
     EncodeVectorObservation,
     EnvLike,
-    capture_env_state,
     check_action_space,
     check_history,
     check_observation_space,
     make_env,
     make_vector_env,
-    resets_itself,
-    restore_env_state,
     with_history,
 )
 from velora.evaluation import episode_returns
 from velora.logger import RunLogger
 from velora.normalization import RunningMeanStd
 from velora.sizing import AUTO, auto_actor_neurons, auto_critic_neurons
-from velora.spaces import describe_space
-from velora.threads import check_threads, with_agent_threads
+from velora.spaces import describe_action_space, describe_space
+from velora.threads import with_agent_threads
 
-Hidden = dict[str, torch.Tensor]
-TRANSITIONS_PER_UPDATE = 256  # the default batch, as in SB3: windows are counted in steps
-ReplayMode = Literal["stored_state", "sequence"]
-# Defaults that depend on the replay mode, (stored_state, sequence), used where the argument is
-# None. Sequence mode is for partial observability; its defaults are the recipe that learns
-# velora's partially observable Pendulum benchmarks (docs/benchmarks.md): the previous action
-# and reward as inputs beside the observation, bigger circuits and a denser actor, two updates
-# per env step and a shorter horizon. In stored-state mode, SAC's critics of 48 neurons learn
-# the fully observed benchmarks as well as 64 did, for 7 % less time per training step
-# (LiquidDDPG's single critic asks for 64 in both modes).
-REPLAY_MODE_DEFAULTS: dict[str, tuple[int | float | str, int | float | str]] = {
-    "history": ("", "action,reward"),
-    "n_neurons": (16, 32),
-    "critic_neurons": (48, 64),
-    "sparsity_level": (0.5, 0.2),
-    "gradient_steps": (1, 2),
-    "gamma": (0.99, 0.98),
-}
+# Re-exported: these lived here before the training loop, checkpoints and replay windows got
+# their own modules, and subclasses and scripts import them from here.
+__all__ = ["MAX_CHECKPOINT_SIZES", "Hidden", "OffPolicyAgent", "ReplayMode", "Window",
+           "check_checkpoint_sizes", "describe_action_space", "frozen",
+           "load_agent", "merge_time", "polyak_update", "states_before_each_step"]
 
 
-_RESOLVED_ARGUMENTS = (*REPLAY_MODE_DEFAULTS, "batch_size")
-
-
-def replay_mode_default(name: str, value: Any, replay: ReplayMode) -> Any:
-    """``value``, or where it is None the default of ``name`` for this replay mode."""
-    if value is not None:
-        return value
-    stored_state, sequence = REPLAY_MODE_DEFAULTS[name]
-    return sequence if replay == "sequence" else stored_state
-
-
-@dataclass
-class Window:
-    """A batch of replayed experience as time windows, ``(batch, time, ...)`` each.
-
-    One-step ("stored_state") batches are windows of length 1. ``hiddens`` holds each
-    recurrent head's state *before* the window's first step; ``resets[b, t]`` is True where an
-    episode starts at step ``t`` (the state is zeroed before it); ``valid`` is False for
-    padding, which every loss must ignore.
-
-    ``resets`` is ``None`` when no state needs zeroing: a one-step window starts from the
-    stored states, and the training loop stores a zero state at every episode start.
-    """
-
-    observations: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_observations: torch.Tensor
-    terminated: torch.Tensor
-    resets: torch.Tensor | None
-    valid: torch.Tensor
-    hiddens: Hidden
-    all_valid: bool = False  # True when no step is padding (one-step batches): a plain mean
-
-    @property
-    def batch_size(self) -> int:
-        return self.observations.shape[0]
-
-    @property
-    def length(self) -> int:
-        return self.observations.shape[1]
-
-    def slice(self, start: int, stop: int | None = None) -> Window:
-        """Steps ``start:stop`` of every window (``hiddens`` is left as it is)."""
-        if start == 0 and stop is None:
-            return self  # the whole window (a dataclass of views would be the same data)
-        parts = {f.name: getattr(self, f.name)[:, start:stop] for f in fields(self)
-                 if f.name not in ("hiddens", "all_valid") and getattr(self, f.name) is not None}
-        return replace(self, **parts)
-
-    def masked_mean(self, values: torch.Tensor) -> torch.Tensor:
-        """Mean of ``(batch, time)`` values over the valid (non-padded) steps."""
-        if self.all_valid:
-            return values.mean()
-        weights = self.valid.to(values.dtype)
-        return (values * weights).sum() / weights.sum().clamp(min=1.0)
-
-
-def merge_time(x: torch.Tensor) -> torch.Tensor:
-    """``(batch, time, ...) -> (batch * time, ...)``."""
-    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
-
-
-def states_before_each_step(h0: torch.Tensor, h_seq: torch.Tensor,
-                            resets: torch.Tensor | None) -> torch.Tensor:
-    """The state each step *started* from: ``h0`` then ``h_seq`` shifted by one step, zeroed
-    at resets.
-
-    ``h0`` ``(..., batch, hidden)``, ``h_seq`` ``(..., batch, time, hidden)`` (state after each
-    step; leading dims such as ensemble members are kept), ``resets`` ``(batch, time)`` or
-    ``None`` (nothing zeroed).
-    """
-    if h_seq.shape[-2] == 1:
-        before = h0.unsqueeze(-2)
-    else:
-        before = torch.cat([h0.unsqueeze(-2), h_seq[..., :-1, :]], dim=-2)
-    if resets is None:
-        return before
-    return before * (~resets).unsqueeze(-1).to(before.dtype)
-
-
-def describe_action_space(space: gym.Space) -> dict[str, Any]:
-    """A JSON description of an action space, to check a checkpoint against an env."""
-    if isinstance(space, gym.spaces.Discrete):
-        return {"discrete": int(space.n)}
-    if isinstance(space, gym.spaces.MultiDiscrete):
-        return {"multi_discrete": space.nvec.tolist(), "start": space.start.tolist()}
-    return {"shape": list(space.shape), "low": np.asarray(space.low).tolist(),
-            "high": np.asarray(space.high).tolist()}
-
-
-# Sane upper bounds for sizes read from a checkpoint's header, far above anything velora
-# trains (its benchmarks use circuits of at most 64 neurons and a few envs): an edited or
-# corrupted header must fail with a message, not make the loader allocate until it is killed.
-MAX_CHECKPOINT_SIZES = {"neurons": 1 << 12, "num_envs": 1 << 16, "buffer_size": 1 << 32,
-                        "seq_len": 1 << 20, "observation_size": 1 << 24, "threads": 1 << 10}
-# Which circuit-size field of the config each saved network's neuron count must equal.
-_NEURON_FIELDS = (("actor", "n_neurons"), ("critic", "critic_neurons"))
-
-
-def check_checkpoint_sizes(path: str | Path, meta: dict[str, Any] | None = None) -> None:
-    """Check every size in a checkpoint's header against the tensors it stores and against
-    :data:`MAX_CHECKPOINT_SIZES`, reading only the file's header: ``ValueError`` naming the
-    field, its value and what was expected. Call it before building anything from the header.
-    """
-    meta = read_metadata(path) if meta is None else meta
-    shapes = read_tensor_shapes(path)
-
-    def fail(field: str, value: Any, expected: str) -> ValueError:
-        return ValueError(f"checkpoint {str(path)!r}: header field {field} is {value!r}, but "
-                          f"{expected}")
-
-    def size(field: str, value: Any, limit: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
-            raise fail(field, value, f"expected an integer in [1, {limit}]")
-        return value
-
-    config = meta.get("config")
-    if not isinstance(config, dict):
-        raise fail("'config'", config, "expected a JSON object of hyperparameters")
-    networks: dict[str, dict[str, tuple[int, ...]]] = {}
-    for key, shape in shapes.items():
-        kind, _, rest = key.partition("/")
-        if kind == "net":
-            name, _, param = rest.partition("/")
-            networks.setdefault(name, {})[param] = shape
-    # A network's circuit: inter neurons (rows of the inter weight) + command neurons (columns
-    # of the recurrent weight); LiquidNCPNetwork and LiquidNCPEnsemble ((members, ...)) alike.
-    circuits: dict[str, tuple[int, int, int]] = {}  # name -> (inter, command, in_features)
-    for name, params in networks.items():
-        inter = params.get("inter.weight") or params.get("inter_weight")
-        recurrent = params.get("command.recurrent_weight") or params.get("recurrent_weight")
-        if inter and recurrent and len(inter) >= 2:
-            circuits[name] = (inter[-2], recurrent[-1], inter[-1])
-    for prefix, field in _NEURON_FIELDS:
-        if field not in config:
-            continue
-        value = size(f"config.{field}", config[field], MAX_CHECKPOINT_SIZES["neurons"])
-        # (a subclass's network of another kind has only the limit to meet)
-        saved = {name: c for name, c in circuits.items() if name.startswith(prefix)}
-        for name, (inter, command, _) in saved.items():
-            if inter + command != value:
-                raise fail(f"config.{field}", value, f"the stored network {name!r} has "
-                           f"{inter + command} neurons ({inter} inter + {command} command)")
-    observation_shape = meta.get("observation_shape")
-    obs_size = 1
-    for d in observation_shape if isinstance(observation_shape, list) else [None]:
-        obs_size *= d if isinstance(d, int) and not isinstance(d, bool) and d > 0 else 0
-        if not 0 < obs_size <= MAX_CHECKPOINT_SIZES["observation_size"]:
-            raise fail("observation_shape", observation_shape, f"expected a list of positive "
-                       f"sizes, {MAX_CHECKPOINT_SIZES['observation_size']} values in all at most")
-    if "actor" in circuits and circuits["actor"][2] != obs_size:
-        raise fail("observation_shape", observation_shape, f"the stored actor reads "
-                   f"{circuits['actor'][2]} inputs")
-    hidden_sizes = meta.get("hidden_sizes")
-    if not isinstance(hidden_sizes, dict):
-        raise fail("hidden_sizes", hidden_sizes, "expected a JSON object of state sizes")
-    for head, value in hidden_sizes.items():
-        value = size(f"hidden_sizes.{head}", value, MAX_CHECKPOINT_SIZES["neurons"])
-        stored = shapes.get(f"loop/hidden/{head}")
-        if stored is not None and stored[-1:] != (value,):
-            raise fail(f"hidden_sizes.{head}", value,
-                       f"the stored state 'loop/hidden/{head}' has shape {list(stored)}")
-    if config.get("threads") is not None:  # torch would start that many threads in learn
-        size("config.threads", config["threads"], MAX_CHECKPOINT_SIZES["threads"])
-    if "num_envs" in config:  # copies of an env id to make (a vector env passed in is 1)
-        size("config.num_envs", config["num_envs"], MAX_CHECKPOINT_SIZES["num_envs"])
-    if "buffer_size" in config:
-        buffer_size = size("config.buffer_size", config["buffer_size"],
-                           MAX_CHECKPOINT_SIZES["buffer_size"])
-        if config.get("batch_size") is not None:
-            size("config.batch_size", config["batch_size"], buffer_size)
-    for field in ("seq_len", "burn_in"):
-        if config.get(field):  # burn_in may be 0
-            size(f"config.{field}", config[field], MAX_CHECKPOINT_SIZES["seq_len"])
-
-
-AGENT_CLASSES: dict[str, type[OffPolicyAgent]] = {}
-_TWIN_CACHE: dict[tuple[type, str], bool] = {}
-
-
-def constructor_config(init: Any, arguments: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameters an agent was built with, from its ``__init__``'s arguments:
-    every keyword argument except ``env`` and ``device`` (JSON-able, saved in checkpoints)."""
-    names = [p.name for p in inspect.signature(init).parameters.values()
-             if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "device"]
-    return {name: arguments[name] for name in names}
+def _takes_a_config(init: Any) -> bool:
+    """True for an ``__init__(self, env, config=None, **overrides)``, the form whose
+    signature is the config's fields."""
+    kinds = [p.kind for p in inspect.signature(init).parameters.values()]
+    return kinds[-1:] == [inspect.Parameter.VAR_KEYWORD] and \
+        inspect.Parameter.KEYWORD_ONLY not in kinds and "config" in \
+        inspect.signature(init).parameters
 
 
 def load_agent(path: str | Path, env: EnvLike | None = None, *,
@@ -301,85 +118,55 @@ class OffPolicyAgent:
       ``(n, len(action_nvec))`` indices from 0 for MultiDiscrete) and the next hidden states.
     * ``update(window)`` — one gradient step from a :class:`Window`; returns logged scalars.
     * ``networks()`` — the modules to save, by name.
+    * ``config_class`` — its hyperparameters, a subclass of
+      :class:`~velora.agents.config.OffPolicyConfig`; the constructor resolves them into
+      ``self.hparams``.
 
-    Everything else here — the training loop, ``predict``, ``evaluate`` — is shared.
+    Everything else here is shared: acting (torch, or numpy through :attr:`numpy_policy`),
+    ``predict``, ``evaluate``, and the verbs ``learn`` (:mod:`velora.loop`) and ``save`` /
+    ``load`` (:mod:`velora.checkpoint`).
     """
 
     algorithm: ClassVar[str] = "base"
     action_kind: ClassVar[Literal["box", "discrete"]] = "box"
 
+    # The hyperparameters this agent reads (a subclass that adds some subclasses it).
+    config_class: ClassVar[type[OffPolicyConfig]] = OffPolicyConfig
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        AGENT_CLASSES[cls.__name__] = cls  # so that checkpoints of subclasses load too
+        record_class(cls)  # so that checkpoints of subclasses load too
+        if "config_class" in vars(cls) and "__init__" not in vars(cls):
+            parent_init = super(cls, cls).__init__
 
-    def __init__(
-        self,
-        env: EnvLike,
-        *,
-        n_neurons: int | Literal["auto"] | None,
-        critic_neurons: int | Literal["auto"] | None,
-        sparsity_level: float | None,
-        replay: ReplayMode,
-        seq_len: int,
-        burn_in: int,
-        history: str | Sequence[str] | None,
-        buffer_size: int,
-        batch_size: int | None,
-        learning_starts: int,
-        train_freq: int,
-        gradient_steps: int | None,
-        gamma: float | None,
-        tau: float,
-        num_envs: int,
-        vectorization: Literal["sync", "async"],
-        device: str | torch.device,
-        seed: int | None,
-        normalize_observations: bool = False,
-        threads: int | None = None,
-    ) -> None:
+            def __init__(self: OffPolicyAgent, env: EnvLike,
+                         config: OffPolicyConfig | None = None, **overrides: Any) -> None:
+                parent_init(self, env, config, **overrides)
+
+            cls.__init__ = __init__  # type: ignore[method-assign]
+        own_init = vars(cls).get("__init__")
+        if own_init is not None and _takes_a_config(own_init):
+            # help(), IDEs and the CLI see every field of the config as a keyword argument.
+            own_init.__signature__ = init_signature(cls.config_class)
+
+    def __init__(self, env: EnvLike, config: OffPolicyConfig | None = None,
+                 **overrides: Any) -> None:
+        """Check the hyperparameters (``config``, default ``config_class()``, with
+        ``overrides`` applied), then set up the env and the run's counters. A subclass builds
+        its networks after this, from ``self.hparams``."""
         # Every check happens before anything is built.
-        if replay not in ("stored_state", "sequence"):
-            raise ValueError(f"replay must be 'stored_state' or 'sequence', got {replay!r}")
-        if not isinstance(normalize_observations, bool):
-            raise ValueError(f"normalize_observations must be True or False, got "
-                             f"{normalize_observations!r}")
-        self.replay = replay
-        self.history = check_history(replay_mode_default("history", history, replay))
-        n_neurons = replay_mode_default("n_neurons", n_neurons, replay)
-        critic_neurons = replay_mode_default("critic_neurons", critic_neurons, replay)
-        sparsity_level = replay_mode_default("sparsity_level", sparsity_level, replay)
-        gradient_steps = replay_mode_default("gradient_steps", gradient_steps, replay)
-        gamma = replay_mode_default("gamma", gamma, replay)
-        # "auto" sizes are resolved once obs_dim and act_dim are known (velora.sizing).
-        for name, value in (("n_neurons", n_neurons), ("critic_neurons", critic_neurons)):
-            if isinstance(value, str) and value != AUTO:
-                raise ValueError(f"{name} must be a positive integer or 'auto', got {value!r}")
-        self.n_neurons = n_neurons if n_neurons == AUTO else positive_int("n_neurons", n_neurons)
-        self.critic_neurons = critic_neurons if critic_neurons == AUTO \
-            else positive_int("critic_neurons", critic_neurons)
-        self.sparsity_level = finite_float("sparsity_level", sparsity_level, low=0.1, high=0.9)
-        self.seq_len = positive_int("seq_len", seq_len)
-        self.burn_in = non_negative_int("burn_in", burn_in)
-        self.buffer_size = positive_int("buffer_size", buffer_size)
-        if batch_size is None:
-            # 256 transitions per update either way: 256 single transitions, or 256 // seq_len
-            # windows (16 of 16 steps). A window is seq_len transitions of work and gradient.
-            batch_size = TRANSITIONS_PER_UPDATE if replay == "stored_state" \
-                else max(1, TRANSITIONS_PER_UPDATE // self.seq_len)
-        self.batch_size = positive_int("batch_size", batch_size)
-        if self.batch_size > self.buffer_size:
-            raise ValueError(f"batch_size ({batch_size}) must not exceed buffer_size "
-                             f"({buffer_size})")
-        self.learning_starts = non_negative_int("learning_starts", learning_starts)
-        self.train_freq = positive_int("train_freq", train_freq)
-        self.gradient_steps = non_negative_int("gradient_steps", gradient_steps)
-        self.gamma = finite_float("gamma", gamma, low=0.0, high=1.0, low_open=True)
-        self.tau = finite_float("tau", tau, low=0.0, high=1.0, low_open=True)
-        num_envs = positive_int("num_envs", num_envs)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-        self.seed = seed
-        self.threads = check_threads(threads)  # None: velora.threads' rule, at each call
+        cfg = build_config(self.config_class, config, overrides, type(self).__name__)
+        self.hparams = cfg
+        self.replay: ReplayMode = cfg.replay
+        self.history = check_history(cfg.history)
+        self.n_neurons, self.critic_neurons = cfg.n_neurons, cfg.critic_neurons
+        self.sparsity_level = cfg.sparsity_level
+        self.seq_len, self.burn_in = cfg.seq_len, cfg.burn_in
+        self.buffer_size, self.batch_size = cfg.buffer_size, cfg.batch_size
+        self.learning_starts, self.train_freq = cfg.learning_starts, cfg.train_freq
+        self.gradient_steps, self.gamma, self.tau = cfg.gradient_steps, cfg.gamma, cfg.tau
+        self.seed = seed = cfg.seed
+        num_envs, vectorization, device = cfg.num_envs, cfg.vectorization, cfg.device
 
         self.env_id = env if isinstance(env, str) else None
         if self.env_id is None and not isinstance(env, VectorEnv) and getattr(env, "spec", None):
@@ -412,7 +199,8 @@ class OffPolicyAgent:
 
         self.obs_dim = int(np.prod(self.observation_space.shape))
         # Running statistics of what the networks read (velora.normalization); None: raw inputs.
-        self.obs_normalizer = RunningMeanStd(self.obs_dim) if normalize_observations else None
+        self.obs_normalizer = RunningMeanStd(self.obs_dim) if cfg.normalize_observations \
+            else None
         self.multi_discrete = isinstance(self.action_space, gym.spaces.MultiDiscrete)
         if self.action_kind == "box":
             self.act_dim = int(np.prod(self.action_space.shape))
@@ -429,13 +217,15 @@ class OffPolicyAgent:
                 self.action_nvec = (int(self.action_space.n),)
                 self._action_start = np.int64(self.action_space.start)
             self.act_dim = int(sum(self.action_nvec))
+        # "auto" sizes need obs_dim and act_dim (velora.sizing); the config records the result.
         if self.n_neurons == AUTO:
-            self.n_neurons = auto_actor_neurons(self.obs_dim, self.act_dim,
-                                                self._plain_default("n_neurons"))
+            self.n_neurons = cfg.n_neurons = auto_actor_neurons(
+                self.obs_dim, self.act_dim, self._plain_default("n_neurons"))
         if self.critic_neurons == AUTO:
-            self.critic_neurons = auto_critic_neurons(self.obs_dim, self.act_dim,
-                                                      self._plain_default("critic_neurons"))
+            self.critic_neurons = cfg.critic_neurons = auto_critic_neurons(
+                self.obs_dim, self.act_dim, self._plain_default("critic_neurons"))
         self.device = torch.device(device)
+        self.numpy_policy = NumpyPolicy(self, OffPolicyAgent)
 
         self.rng = np.random.default_rng(seed)
         if seed is not None:
@@ -454,37 +244,18 @@ class OffPolicyAgent:
         self.log_dir: Path | None = None
         self.last_sps = 0.0
         self.train_metrics: dict[str, float] = {}
-        self._config: dict[str, Any] = {}
 
     def _plain_default(self, name: str) -> int:
-        """The circuit size ``name`` gets when not given: the class's own default (DDPG's
-        critic: 64), else the replay mode's. ``"auto"`` never goes below it."""
-        default: Any = None
-        for klass in type(self).__mro__:  # a subclass may take it through **kwargs
-            init = vars(klass).get("__init__")
-            parameter = None if init is None else inspect.signature(init).parameters.get(name)
-            if parameter is not None:
-                default = parameter.default
-                break
-        if not isinstance(default, int) or isinstance(default, bool):
-            default = replay_mode_default(name, None, self.replay)
-        return int(default)
+        """The circuit size ``name`` gets when not given: the agent's config default for this
+        replay mode (DDPG's critic: 64). ``"auto"`` never goes below it."""
+        return int(getattr(self.config_class(replay=self.replay).resolved(), name))
 
     @property
     def config(self) -> dict[str, Any]:
-        """The hyperparameters in use (JSON-able; logged and saved in checkpoints)."""
-        return self._config
-
-    @config.setter
-    def config(self, arguments: dict[str, Any]) -> None:
-        # An argument left at None (a replay-mode default, the default batch) is recorded as
-        # the value in use, so a checkpoint rebuilds the same agent even if defaults change.
-        # So is an "auto" circuit size (velora.sizing): the checkpoint holds the size in use.
-        self._config = {name: getattr(self, name) if name in _RESOLVED_ARGUMENTS and
-                        (value is None or (isinstance(value, str) and value == AUTO))
-                        else value for name, value in arguments.items()}
-        if "history" in self._config:  # one canonical, JSON- and hparams-friendly spelling
-            self._config["history"] = ",".join(self.history)
+        """The hyperparameters in use (JSON-able; logged and saved in checkpoints): every
+        field of :attr:`hparams` but ``device``, replay-mode defaults resolved to the values
+        in use, so a checkpoint rebuilds the same agent even if defaults change."""
+        return self.hparams.to_dict()
 
     # ------------------------------------------------------------------ algorithm interface
     hidden_sizes: dict[str, int]
@@ -536,13 +307,8 @@ class OffPolicyAgent:
 
         Returns network-space actions and the states *after* this step.
         """
-        if self.device.type == "cpu" and self._numpy_twin_matches("act_numpy"):
-            # numpy twin: the same numbers without torch's per-operation overhead, which is
-            # most of a batch-of-one step. Tensors and arrays share memory both ways.
-            actions_np, hidden_np = self.act_numpy(
-                obs.numpy(), {name: h.numpy() for name, h in hidden.items()}, random=random)
-            return torch.from_numpy(actions_np), {name: torch.from_numpy(h)
-                                                  for name, h in hidden_np.items()}
+        if self.numpy_policy.acts:  # the same numbers, a third of torch's overhead
+            return self.numpy_policy.act(obs, hidden, random=random)
         # inference_mode: acting never needs autograd, and the states it returns are only
         # stored (as numpy) or fed back into acting.
         with torch.inference_mode():
@@ -622,15 +388,9 @@ class OffPolicyAgent:
             obs = self.obs_normalizer.normalize(obs.reshape(len(obs), -1)).reshape(obs.shape)
         n = obs.shape[0]
         size = self.hidden_sizes["actor"]
-        fast = deterministic and self.device.type == "cpu" and self._numpy_policy_matches()
-        if fast:  # numpy path: same numbers, a fraction of torch's per-op overhead
-            h_np = np.zeros((n, size), np.float32) if state is None \
-                else np.asarray(state, dtype=np.float32)
-            if h_np.shape != (n, size):
-                raise ValueError(f"state must have shape ({n}, {size}), got {h_np.shape}")
-            if episode_start is not None:
-                h_np = h_np * ~np.asarray(episode_start, dtype=bool).reshape(n, 1)
-            actions_np, h_np = self.deterministic_action_numpy(obs.reshape(n, self.obs_dim), h_np)
+        if deterministic and self.numpy_policy.predicts:  # same numbers, less overhead
+            actions_np, h_np = self.numpy_policy.predict(obs.reshape(n, self.obs_dim), state,
+                                                         episode_start)
             env_actions = self.to_env_action(actions_np)
             return (env_actions[0] if single else env_actions), h_np
         if state is None:
@@ -691,16 +451,7 @@ class OffPolicyAgent:
     def _numpy_twin_matches(cls, twin: str) -> bool:
         """True when the class that wrote numpy ``twin`` also wrote (or inherited) every torch
         method in use that it reproduces."""
-        key = (cls, twin)
-        if key not in _TWIN_CACHE:
-            _TWIN_CACHE[key] = False
-            for klass in cls.__mro__:
-                if twin in vars(klass):
-                    _TWIN_CACHE[key] = klass is not OffPolicyAgent and all(
-                        getattr(cls, name) is getattr(klass, name)
-                        for name in cls.NUMPY_TWINS[twin])
-                    break
-        return _TWIN_CACHE[key]
+        return twin_matches(cls, twin, OffPolicyAgent)
 
     @classmethod
     def _numpy_policy_matches(cls) -> bool:
@@ -766,7 +517,7 @@ class OffPolicyAgent:
                             hidden_sizes=self.hidden_sizes, num_envs=self.num_envs,
                             device=self.device, seed=self.seed)
 
-    def _observe(self, obs: np.ndarray) -> np.ndarray:
+    def observe(self, obs: np.ndarray) -> np.ndarray:
         """The training loop's observations ``(n, *obs_shape)`` as the networks read them: with
         observation normalisation, first merged into the running statistics (the only place
         they change), then normalised; otherwise as they are."""
@@ -783,27 +534,14 @@ class OffPolicyAgent:
         window = self._sample_raw_window()
         if self.obs_normalizer is None:
             return window
-        return replace(window, observations=self.obs_normalizer.normalize_tensor(window.observations),
-                       next_observations=self.obs_normalizer.normalize_tensor(
-                           window.next_observations))
+        normalize = self.obs_normalizer.normalize_tensor
+        return replace(window, observations=normalize(window.observations),
+                       next_observations=normalize(window.next_observations))
 
     def _sample_raw_window(self) -> Window:
         assert self.buffer is not None
-        if self.burn_in > 0 or self.replay == "sequence":
-            b = self.buffer.sample_sequences(self.batch_size, self.window_length, self.burn_in)
-            return Window(b.observations, b.actions, b.rewards, b.next_observations,
-                          b.terminated, b.resets, b.valid, dict(b.hiddens))
-        # One-step windows without burn-in straight from the sampled arrays: (batch, ...) ->
-        # (batch, 1, ...) as numpy views, cheaper than a torch unsqueeze per field. No resets:
-        # each window starts from its stored state, which is zero where an episode starts.
-        a = self.buffer.sample_arrays(self.batch_size)
-        tensor = self.buffer.as_tensor
-        one = lambda x: tensor(x[:, None])  # noqa: E731
-        terminated = one(a["terminated"])
-        return Window(one(a["observations"]), one(a["actions"]), one(a["rewards"]),
-                      one(a["next_observations"]), terminated, None,
-                      torch.ones_like(terminated), {k: tensor(h) for k, h in a["hiddens"].items()},
-                      all_valid=True)
+        return sample_window(self.buffer, self.batch_size, self.seq_len, self.burn_in,
+                             self.replay)
 
     @property
     def window_length(self) -> int:
@@ -816,16 +554,7 @@ class OffPolicyAgent:
         """Steps at the start of each replay window that only refresh the stored states."""
         return self.burn_in
 
-    # ------------------------------------------------------------------ training loop
-    def _check_step(self, name: str, value: np.ndarray, shape: tuple[int, ...]) -> None:
-        if value.shape != shape:
-            raise ValueError(f"step {self.num_timesteps}: the env returned {name} of shape "
-                             f"{value.shape}, expected {shape} (num_envs, *space.shape)")
-        if not np.all(np.isfinite(value)):
-            bad = np.flatnonzero(~np.isfinite(value.reshape(shape[0], -1)).all(axis=1))
-            raise ValueError(f"step {self.num_timesteps}: the env returned a non-finite {name} "
-                             f"(nan or inf) for env {int(bad[0])}")
-
+    # ------------------------------------------------------------------ training
     @with_agent_threads
     def learn(self, total_steps: int, *, callbacks: Iterable[Any] = (),
               log_dir: str | Path | Literal[False] | None = None, log_interval: int = 100,
@@ -837,7 +566,8 @@ class OffPolicyAgent:
         state before its next step. Transitions are stored with the states the heads had
         *before* the step. Random actions are used until ``learning_starts`` steps, then every
         ``train_freq`` iterations ``gradient_steps`` updates run. Truncated episodes are
-        bootstrapped from their true final observation; terminated ones are not.
+        bootstrapped from their true final observation; terminated ones are not. The loop
+        itself is :func:`velora.loop.learn`.
 
         Args:
             total_steps: env steps to take; with ``resume``, the step count the whole run
@@ -850,144 +580,8 @@ class OffPolicyAgent:
             resume: a checkpoint written by :meth:`save` (with ``include_buffer=True`` for an
                 exact continuation) whose whole training state this agent takes over first.
         """
-        total_steps = positive_int("total_steps", total_steps)
-        log_interval = positive_int("log_interval", log_interval)
-        hooks = as_callbacks(callbacks)
-        if resume is not None:
-            self._restore(resume, training=True)
-            target = max(total_steps, self.num_timesteps)
-        else:
-            target = self.num_timesteps + total_steps
-        if self.buffer is None:
-            self.buffer = self.make_buffer()
-        n = self.num_envs
-        obs_shape = (n, *self.observation_space.shape)
-        if self._last_obs is None:
-            obs, _ = self.env.reset(seed=self.seed)
-            self._check_step("observation", np.asarray(obs, dtype=np.float64), obs_shape)
-            self._last_obs = np.asarray(obs)
-            self._last_hidden = self.initial_hidden(n)
-        obs, hidden = self._last_obs, self._last_hidden
-        assert hidden is not None
-
-        self.logger = self._open_logger(log_dir) if log_dir is not False else None
-        if self.logger is None:
-            self.log_dir = None
-        if progress_bar is None:
-            progress_bar = sys.stderr.isatty()
-        bar = tqdm(total=target - self.num_timesteps, disable=not progress_bar, unit="step",
-                   dynamic_ncols=True, desc=type(self).__name__)
-        start_time, start_steps = time.perf_counter(), self.num_timesteps
-        next_log = (self.num_timesteps // log_interval + 1) * log_interval
-        metrics: dict[str, torch.Tensor] = {}
-        for hook in hooks:
-            hook.on_training_start(self)
-        try:
-            while self.num_timesteps < target:
-                warmup = self.num_timesteps < self.learning_starts
-                actions, next_hidden = self.act(self.obs_tensor(self._observe(obs)), hidden,
-                                                random=warmup)
-                try:
-                    next_obs, reward, terminated, truncated, info = self.env.step(
-                        self.to_env_action(actions))
-                except (ValueError, TypeError) as err:  # the vector env rejects misfit obs
-                    raise ValueError(
-                        f"step {self.num_timesteps + n}: stepping the env failed: {err} (does "
-                        f"every observation fit observation_space {self.observation_space}?)"
-                    ) from err
-                self.num_timesteps += n
-                reward = np.asarray(reward, dtype=np.float64)
-                self._check_step("observation", np.asarray(next_obs, dtype=np.float64),
-                                 obs_shape)
-                self._check_step("reward", reward, (n,))
-                done = np.logical_or(terminated, truncated)
-
-                final_obs = np.array(next_obs, dtype=np.float32, copy=True)
-                if "_final_obs" in info and np.any(info["_final_obs"]):
-                    for i in np.flatnonzero(info["_final_obs"]):
-                        final_obs[i] = info["final_obs"][i]
-                    self._check_step("final observation", final_obs.astype(np.float64),
-                                     obs_shape)
-                self.buffer.add(obs.reshape(n, -1), actions, reward, final_obs.reshape(n, -1),
-                                terminated, truncated, hidden)
-
-                self._episode_return += reward
-                self._episode_length += 1
-                if np.any(done):
-                    if not resets_itself(self.env):
-                        # NEXT_STEP / DISABLED vector envs: reset the finished envs now, so the
-                        # next step is a real one (NEXT_STEP would otherwise spend it resetting).
-                        next_obs, _ = self.env.reset(options={"reset_mask": np.asarray(done, bool)})
-                        self._check_step("observation", np.asarray(next_obs, dtype=np.float64),
-                                         obs_shape)
-                    keep = torch.as_tensor(~done, device=self.device).unsqueeze(1).float()
-                    next_hidden = {k: v * keep for k, v in next_hidden.items()}
-                    self.on_episodes_end(done)
-                    for i in np.flatnonzero(done):
-                        self._finish_episode(int(i), hooks)
-                obs, hidden = next_obs, next_hidden
-                self._last_obs, self._last_hidden = obs, hidden
-
-                if not warmup and (self.num_timesteps // n) % self.train_freq == 0:
-                    for _ in range(self.gradient_steps):
-                        metrics = self.update(self.sample_window())
-                        self.num_updates += 1
-
-                bar.update(n)
-                if self.num_timesteps >= next_log:
-                    next_log += log_interval
-                    self._log_progress(metrics, start_time, start_steps, bar)
-                if any(hook.on_step(self) is False for hook in hooks):
-                    break
-        finally:
-            bar.close()
-            elapsed = time.perf_counter() - start_time
-            self.last_sps = (self.num_timesteps - start_steps) / max(elapsed, 1e-9)
-            self.train_metrics = {k: float(v) for k, v in metrics.items()}
-            for hook in hooks:
-                hook.on_training_end(self)
-            if self.logger is not None:
-                self.logger.close()  # flushed and closed: no file handle outlives learn()
-        return self
-
-    def _finish_episode(self, i: int, hooks: list[Any]) -> None:
-        self.num_episodes += 1
-        episode = {"r": float(self._episode_return[i]), "l": int(self._episode_length[i]),
-                   "env": i, "step": self.num_timesteps}
-        self.episode_returns.append(episode["r"])
-        self._episode_return[i] = 0.0
-        self._episode_length[i] = 0
-        if self.logger is not None:
-            self.logger.episode(episode["r"], episode["l"], self.num_timesteps)
-        for hook in hooks:
-            hook.on_episode_end(self, episode)
-
-    def _log_progress(self, metrics: dict[str, torch.Tensor], start_time: float,
-                      start_steps: int, bar: Any) -> None:
-        fps = (self.num_timesteps - start_steps) / max(time.perf_counter() - start_time, 1e-9)
-        recent = self.episode_returns[-10:]
-        bar.set_postfix(sps=f"{fps:.0f}",
-                        ret=f"{np.mean(recent):.1f}" if recent else "-", refresh=False)
-        if self.logger is None:
-            return
-        self.logger.scalar("time/fps", fps, self.num_timesteps)
-        if metrics:
-            self.logger.train(metrics, self.num_timesteps)
-            for name, optimizer in self.optimizers().items():
-                self.logger.scalar(f"train/learning_rate_{name}",
-                                   optimizer.param_groups[0]["lr"], self.num_timesteps)
-
-    def _open_logger(self, log_dir: str | Path | None) -> RunLogger:
-        if getattr(self, "logger", None) is not None and log_dir is None \
-                and self.log_dir is not None:
-            log_dir = self.log_dir  # a second learn() call continues the same run folder
-        if log_dir is None:
-            env = (self.env_id or "env").replace("/", "-")
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            log_dir = Path("runs") / f"{env}__{self.algorithm}__{self.seed}__{stamp}"
-        self.log_dir = Path(log_dir)
-        return RunLogger(self.log_dir, {"agent": type(self).__name__, "env": self.env_id,
-                                        **self.config})
+        return loop.learn(self, total_steps, callbacks=callbacks, log_dir=log_dir,
+                          log_interval=log_interval, progress_bar=progress_bar, resume=resume)
 
     @property
     def episode_returns(self) -> list[float]:
@@ -1029,62 +623,10 @@ class OffPolicyAgent:
         coefficient, step/update/episode counters, RNG states (torch, numpy, the env's where
         it can be captured), the loop's current observation and hidden states, and the
         configuration. With ``include_buffer`` the replay buffer goes to
-        ``<path>.buffer-<step>.npz`` (also atomic), which :meth:`learn` with ``resume=`` needs for an
-        exact continuation. Nothing is pickled; loading cannot run code.
+        ``<path>.buffer-<step>.npz`` (also atomic), which :meth:`learn` with ``resume=`` needs
+        for an exact continuation. Nothing is pickled; loading cannot run code.
         """
-        path = Path(path)
-        tensors: dict[str, torch.Tensor] = {}
-        for name, module in self.networks().items():
-            for key, value in module.state_dict().items():
-                tensors[f"net/{name}/{key}"] = value
-        optim_meta = {}
-        for name, optimizer in self.optimizers().items():
-            state = optimizer.state_dict()
-            optim_meta[name] = state["param_groups"]
-            for index, slots in state["state"].items():
-                for key, value in slots.items():
-                    tensors[f"optim/{name}/{index}/{key}"] = torch.as_tensor(value)
-        for key, value in self.extra_state().items():
-            tensors[f"extra/{key}"] = value
-        tensors["rng/torch"] = torch.get_rng_state()
-        if self._last_obs is not None and self._last_hidden is not None:
-            tensors["loop/obs"] = torch.as_tensor(np.asarray(self._last_obs, dtype=np.float64))
-            for key, value in self._last_hidden.items():
-                tensors[f"loop/hidden/{key}"] = value
-        tensors["loop/episode_return"] = torch.as_tensor(self._episode_return)
-        tensors["loop/episode_length"] = torch.as_tensor(self._episode_length)
-
-        buffer_file = None
-        if include_buffer and self.buffer is not None:
-            # The buffer file is named by step so that the checkpoint keeps pointing at the
-            # buffer it was saved with even if a crash lands between the two writes.
-            buffer_file = f"{path.name}.buffer-{self.num_timesteps}.npz"
-            self.buffer.save(path.parent / buffer_file)
-        meta = {
-            "agent": type(self).__name__,
-            "algorithm": self.algorithm,
-            "config": self.config,
-            "env_id": self.env_id,
-            "observation_shape": list(self.observation_space.shape),
-            "observation_space": describe_space(self.env_observation_space),
-            "observation_space_repr": str(self.env_observation_space),
-            "action": describe_action_space(self.action_space),
-            "hidden_sizes": self.hidden_sizes,
-            "counters": {"num_timesteps": self.num_timesteps, "num_updates": self.num_updates,
-                         "num_episodes": self.num_episodes},
-            "episode_returns": self.episode_returns,
-            "numpy_rng": self.rng.bit_generator.state,
-            "optimizers": optim_meta,
-            "env_state": capture_env_state(self.env) if self._last_obs is not None else None,
-            "buffer_file": buffer_file,
-            "log_dir": str(self.log_dir) if getattr(self, "log_dir", None) else None,
-        }
-        meta["extra_json"] = self.extra_json_state()
-        save_checkpoint(path, tensors, meta)
-        for old in path.parent.glob(f"{path.name}.buffer-*.npz"):  # superseded buffers
-            if old.name != buffer_file:
-                old.unlink(missing_ok=True)
-        return path
+        return save_agent(self, path, include_buffer=include_buffer)
 
     def extra_json_state(self) -> dict[str, Any]:
         """JSON-able state beyond the base class's (overridable; see DDPG's noise)."""
@@ -1121,96 +663,8 @@ class OffPolicyAgent:
             config.pop("num_envs", None)
             config.pop("vectorization", None)
         agent = agent_cls(env, **config)
-        agent._restore(path, training=False)
+        restore_agent(agent, path, training=False)
         return agent
-
-    def _restore(self, path: str | Path, *, training: bool) -> None:
-        """Take over the networks (and with ``training``, the whole run state) in ``path``."""
-        tensors, meta = load_checkpoint(path)
-        if meta["agent"] != type(self).__name__:
-            raise ValueError(f"checkpoint {str(path)!r} holds a {meta['agent']}, not a "
-                             f"{type(self).__name__}")
-        # Encoded (non-Box) observation spaces must match exactly; two Boxes go to the shape
-        # check below. Older checkpoints have no "observation_space".
-        saved_space, space = meta.get("observation_space"), describe_space(self.env_observation_space)
-        if saved_space is not None and saved_space != space and \
-                (saved_space.get("type"), space["type"]) != ("Box", "Box"):
-            raise ValueError(
-                f"checkpoint {str(path)!r} was trained on observation space "
-                f"{meta.get('observation_space_repr', saved_space)}, but this env observes "
-                f"{self.env_observation_space}")
-        if list(meta["observation_shape"]) != list(self.observation_space.shape) or \
-                meta["action"] != describe_action_space(self.action_space):
-            raise ValueError(
-                f"checkpoint {str(path)!r} was trained on observations {meta['observation_shape']} "
-                f"and actions {meta['action']}, but this env has observations "
-                f"{list(self.observation_space.shape)} and actions "
-                f"{describe_action_space(self.action_space)}")
-        groups: dict[str, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            kind, _, rest = key.partition("/")
-            groups.setdefault(kind, {})[rest] = value
-        try:
-            for name, module in self.networks().items():
-                prefix = name + "/"
-                module.load_state_dict({k[len(prefix):]: v for k, v in groups.get("net", {}).items()
-                                        if k.startswith(prefix)})
-        except RuntimeError as err:
-            raise ValueError(f"checkpoint {str(path)!r} does not fit this agent's networks "
-                             f"(another n_neurons, seed-independent shape or wiring?): {err}"
-                             ) from err
-        self.load_extra_state(groups.get("extra", {}))
-        for name, optimizer in self.optimizers().items():
-            state: dict[int, dict[str, torch.Tensor]] = {}
-            for key, value in groups.get("optim", {}).items():
-                owner, index, slot = key.split("/")
-                if owner == name:
-                    state.setdefault(int(index), {})[slot] = value
-            try:
-                optimizer.load_state_dict({"state": state,
-                                           "param_groups": meta["optimizers"][name]})
-            except (KeyError, ValueError) as err:
-                raise ValueError(f"checkpoint {str(path)!r}: optimiser {name!r} does not fit: "
-                                 f"{err}") from err
-        counters = meta["counters"]
-        self.num_timesteps = int(counters["num_timesteps"])
-        self.num_updates = int(counters["num_updates"])
-        self.num_episodes = int(counters["num_episodes"])
-        self._episode_returns = [float(r) for r in meta["episode_returns"]]
-        if not training:
-            return
-        torch.set_rng_state(groups["rng"]["torch"])
-        self.rng.bit_generator.state = meta["numpy_rng"]
-        self.load_extra_json_state(meta.get("extra_json", {}))
-        self._episode_return = groups["loop"]["episode_return"].numpy().copy()
-        self._episode_length = groups["loop"]["episode_length"].numpy().copy()
-        if meta.get("log_dir"):
-            self.log_dir = Path(meta["log_dir"])
-        if meta.get("buffer_file"):
-            self.buffer = ReplayBuffer.load(Path(path).parent / meta["buffer_file"],
-                                            device=self.device)
-        else:
-            warnings.warn(f"checkpoint {str(path)!r} has no replay buffer: training resumes "
-                          f"with an empty one", stacklevel=3)
-            self.buffer = None
-        if "obs" in groups["loop"] and meta.get("env_state") is not None:
-            try:
-                restore_env_state(self.env, meta["env_state"])
-            except ValueError as err:
-                warnings.warn(f"the env state could not be restored ({err}); new episodes "
-                              f"start now", stacklevel=3)
-            else:
-                self._last_obs = groups["loop"]["obs"].numpy().astype(
-                    self.observation_space.dtype)
-                self._last_hidden = {k[len("hidden/"):]: v.to(self.device) for k, v in
-                                     groups["loop"].items() if k.startswith("hidden/")}
-                return
-        else:
-            warnings.warn("the env's state could not be saved with this checkpoint (opaque env "
-                          "state or an async vector env): new episodes start now", stacklevel=3)
-        self._last_obs, self._last_hidden = None, None
-        self._episode_return[:] = 0.0
-        self._episode_length[:] = 0
 
     # ------------------------------------------------------------------ misc
     def __repr__(self) -> str:

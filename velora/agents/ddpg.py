@@ -13,27 +13,19 @@ Read top to bottom:
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from typing import Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from velora._checks import finite_float
-from velora.agents.base import (
-    Hidden,
-    OffPolicyAgent,
-    ReplayMode,
-    Window,
-    constructor_config,
-    frozen,
-    merge_time,
-    polyak_update,
-    states_before_each_step,
-)
+from velora.agents.base import OffPolicyAgent, frozen, polyak_update
+from velora.agents.config import DDPGConfig
+from velora.agents.registry import register_algorithm
+from velora.buffers import Window, merge_time, states_before_each_step
+from velora.buffers.window import Hidden
 from velora.envs import EnvLike
-from velora.models.rnn import RecurrentCell, check_recurrent_cell, make_network
+from velora.models.rnn import make_network
 from velora.optim import adam
 
 
@@ -59,93 +51,50 @@ class OrnsteinUhlenbeckNoise:
             self.state[mask] = 0.0
 
 
+@register_algorithm
 class LiquidDDPG(OffPolicyAgent):
     """DDPG with a liquid NCP actor and critic, for Box actions.
 
-    Arguments as :class:`~velora.agents.LiquidSAC`, with these differing or added:
-        critic_neurons: the critic's circuit size, 64 in both replay modes (with 48 in
-            stored-state mode one seed of three ended below -200 on Pendulum-v1 at 20k steps).
-        noise: ``"gaussian"`` (independent ``N(0, noise_std)`` per step, default) or
-            ``"ou"`` (Ornstein–Uhlenbeck with ``sigma = noise_std``), in the ``[-1, 1]``
-            action scale, reset when an env's episode ends.
-        noise_std: scale of the exploration noise (0.2: on Pendulum-v1, 0.1 left one seed of
-            five stuck without a swing-up at 20k steps; 0.2 swung up with all five).
-        actor_lr, critic_lr: Adam learning rates.
-        recurrent_cell: ``"cfc"`` (the liquid NCP heads), or ``"lstm"`` / ``"gru"`` heads of
-            about the same trainable parameters (:mod:`velora.models.rnn`), the ablation.
+    ``LiquidDDPG(env, config=None, **fields)``: ``env`` as for :class:`~velora.agents.LiquidSAC`;
+    the hyperparameters are a :class:`~velora.agents.config.DDPGConfig` and/or its fields as
+    keyword arguments, each documented there.
     """
 
     algorithm = "ddpg"
     action_kind = "box"
+    config_class = DDPGConfig
+    hparams: DDPGConfig
 
-    def __init__(
-        self,
-        env: EnvLike,
-        *,
-        n_neurons: int | Literal["auto"] | None = None,
-        critic_neurons: int | Literal["auto"] = 64,
-        sparsity_level: float | None = None,
-        recurrent_cell: RecurrentCell = "cfc",
-        replay: ReplayMode = "stored_state",
-        seq_len: int = 16,
-        burn_in: int = 8,
-        history: str | Sequence[str] | None = None,
-        buffer_size: int = 1_000_000,
-        batch_size: int | None = None,
-        learning_starts: int = 1000,
-        train_freq: int = 1,
-        gradient_steps: int | None = None,
-        gamma: float | None = None,
-        tau: float = 0.005,
-        actor_lr: float = 1e-3,
-        critic_lr: float = 1e-3,
-        noise: Literal["gaussian", "ou"] = "gaussian",
-        noise_std: float = 0.2,
-        num_envs: int = 1,
-        vectorization: Literal["sync", "async"] = "sync",
-        device: str | torch.device = "cpu",
-        seed: int | None = None,
-        normalize_observations: bool = False,
-        threads: int | None = None,
-    ) -> None:
-        recurrent_cell = check_recurrent_cell(recurrent_cell)
-        actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
-        critic_lr = finite_float("critic_lr", critic_lr, low=0.0, low_open=True)
-        noise_std = finite_float("noise_std", noise_std, low=0.0)
-        if noise not in ("gaussian", "ou"):
-            raise ValueError(f"noise must be 'gaussian' or 'ou', got {noise!r}")
-        super().__init__(
-            env, n_neurons=n_neurons, critic_neurons=critic_neurons,
-            sparsity_level=sparsity_level, replay=replay, seq_len=seq_len, burn_in=burn_in,
-            history=history, buffer_size=buffer_size, batch_size=batch_size,
-            learning_starts=learning_starts,
-            train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
-            num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
-            normalize_observations=normalize_observations,
-            threads=threads,
-        )
-        self.config = constructor_config(LiquidDDPG.__init__, locals())
+    def __init__(self, env: EnvLike, config: DDPGConfig | None = None, **overrides: Any) -> None:
+        super().__init__(env, config, **overrides)
+        cfg, seed = self.hparams, self.hparams.seed
 
         # 1. Networks and their targets.
         # recurrent_cell="cfc": LiquidNCPNetworks; else LSTM / GRU heads.
-        self.actor = make_network(recurrent_cell, self.obs_dim, self.n_neurons, self.act_dim,
+        self.actor = make_network(cfg.recurrent_cell, self.obs_dim, self.n_neurons, self.act_dim,
                                   sparsity_level=self.sparsity_level, seed=seed,
                                   device=self.device)
-        # A learned output scale lets the critic's bounded liquid state reach returns in the
-        # hundreds within a short run (see LiquidNCPNetwork).
-        self.critic = make_network(recurrent_cell, self.obs_dim + self.act_dim,
-                                   self.critic_neurons, 1, sparsity_level=self.sparsity_level,
-                                   seed=None if seed is None else seed + 1,
-                                   learned_output_scale=True, device=self.device)
+        self.critic = self.build_critic()
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": self.critic.hidden_size}
-        self.actor_optimizer = adam(self.actor.parameters(), lr=actor_lr)
-        self.critic_optimizer = adam(self.critic.parameters(), lr=critic_lr)
+        self.hidden_sizes = {"actor": self.actor.hidden_size,
+                             "critic": self.critic.hidden_size * getattr(self.critic, "n_members", 1)}
+        self.actor_optimizer = adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_optimizer = adam(self.critic.parameters(), lr=cfg.critic_lr)
 
-        self.noise_kind, self.noise_std = noise, noise_std
-        self.ou_noise = OrnsteinUhlenbeckNoise((self.num_envs, self.act_dim), noise_std,
+        self.noise_kind, self.noise_std = cfg.noise, cfg.noise_std
+        self.ou_noise = OrnsteinUhlenbeckNoise((self.num_envs, self.act_dim), cfg.noise_std,
                                                rng=self.rng)
+
+    def build_critic(self) -> nn.Module:
+        """The critic ``Q(observation, action)`` (TD3 builds its twin critics here)."""
+        seed = self.hparams.seed
+        # A learned output scale lets the critic's bounded liquid state reach returns in the
+        # hundreds within a short run (see LiquidNCPNetwork).
+        return make_network(self.hparams.recurrent_cell, self.obs_dim + self.act_dim,
+                            self.critic_neurons, 1, sparsity_level=self.sparsity_level,
+                            seed=None if seed is None else seed + 1,
+                            learned_output_scale=True, device=self.device)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"actor": self.actor, "critic": self.critic, "actor_target": self.actor_target,

@@ -6,7 +6,7 @@ Read top to bottom, this module is the whole algorithm:
    ``[observation, action]``, their Polyak-averaged targets and the entropy coefficient.
 2. ``policy_step`` / ``memory_step`` act: the actor picks an action, the critics advance
    their memory along the same history (their states are stored in the replay buffer too).
-3. ``update`` does one gradient step on a replay :class:`~velora.agents.base.Window`:
+3. ``update`` does one gradient step on a replay :class:`~velora.buffers.Window`:
    ``burn_in_states`` -> ``critic_loss`` -> ``actor_loss`` -> ``entropy_loss`` -> targets.
 
 Every recurrent computation over a window goes step by step through time from the stored
@@ -18,28 +18,20 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
-from typing import Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from velora._checks import finite_float
-from velora.agents.base import (
-    Hidden,
-    OffPolicyAgent,
-    ReplayMode,
-    Window,
-    constructor_config,
-    frozen,
-    merge_time,
-    polyak_update,
-    states_before_each_step,
-)
+from velora.agents.base import OffPolicyAgent, frozen, polyak_update
+from velora.agents.config import SACConfig
+from velora.agents.registry import register_algorithm
+from velora.buffers import Window, merge_time, states_before_each_step
+from velora.buffers.window import Hidden
 from velora.envs import EnvLike
-from velora.models.rnn import RecurrentCell, check_recurrent_cell, make_ensemble, make_network
+from velora.models.rnn import make_ensemble, make_network
 from velora.optim import adam
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -72,128 +64,32 @@ def squashed_gaussian(actor_out: torch.Tensor, deterministic: bool = False
     return action, per_dim.sum(dim=-1) - mean.shape[-1] * _LOG_PROB_CONSTANT
 
 
+@register_algorithm
 class LiquidSAC(OffPolicyAgent):
     """Soft Actor-Critic with liquid NCP actor and twin liquid NCP critics, for Box actions.
 
-    Args:
-        env: a ``gymnasium.Env``, an env id (``"Pendulum-v1"``), or a
-            ``gymnasium.vector.VectorEnv`` in any autoreset mode.
-        n_neurons: actor circuit size (inter + command neurons); ``None``: 16, or 32 in
-            sequence mode; ``"auto"``: grown with the action size (:mod:`velora.sizing`).
-        critic_neurons: each critic's circuit size; ``None``: 48, or 64 in sequence mode;
-            ``"auto"``: grown with the observation and action sizes (:mod:`velora.sizing`).
-        sparsity_level: fraction of possible synapses left out of every circuit; ``None``:
-            0.5, or 0.2 in sequence mode.
-        recurrent_cell: ``"cfc"`` (the liquid NCP heads), or ``"lstm"`` / ``"gru"`` heads of
-            about the same trainable parameters (:mod:`velora.models.rnn`), the ablation.
-        replay: ``"stored_state"`` (default) — one-step updates from single transitions, each
-            starting from the state stored ``burn_in`` steps earlier, refreshed through those
-            steps: cheapest (no gradient through time);
-            ``"sequence"`` — windows of ``seq_len`` steps after ``burn_in`` steps that refresh
-            the stored state, with gradients through time; use it when the observation does not
-            reveal the state (partial observability). Six defaults differ in sequence
-            mode — the recipe that learns the partially observable Pendulum benchmarks: see
-            ``velora.agents.base.REPLAY_MODE_DEFAULTS``.
-        seq_len: training steps per window (sequence mode).
-        burn_in: steps before each window that only refresh the stored state with the current
-            networks, without gradient (both modes). The state stored with a transition was
-            made by older weights; without the refresh the actor never trains on the states its
-            current weights make, and can lock into one (a pendulum held tilted near the
-            bottom by a constant push).
-        history: what of the previous step the networks read beside the observation:
-            ``"action"``, ``"reward"``, both (``"action,reward"`` or a sequence) or none
-            (``""``); ``None``: none, or ``"action,reward"`` in sequence mode. Recurrent
-            agents for partially observable tasks read both (Ni et al., 2022): the reward
-            often reveals what the observation hides. The env's observation is followed by
-            the previous env action (Discrete: one-hot; MultiDiscrete: concatenated one-hots)
-            and reward, zeros after a reset;
-            ``agent.observation_space`` is what the networks read and :meth:`wrap_env` gives
-            any env the same observation.
-        buffer_size: transitions kept, over all envs.
-        batch_size: transitions per update (``"stored_state"``), or windows per update
-            (``"sequence"``); ``None``: 256 transitions' worth — 256, or ``256 // seq_len``
-            windows (16 windows of 16 steps).
-        learning_starts: env steps of uniform random actions before updates start.
-        train_freq: env iterations (one step of every env) between update rounds.
-        gradient_steps: updates per round; ``None``: 1, or 2 in sequence mode.
-        gamma: discount factor in ``(0, 1]``; ``None``: 0.99, or 0.98 in sequence mode.
-        tau: Polyak rate of the target critics in ``(0, 1]``.
-        actor_lr, critic_lr, alpha_lr: Adam learning rates.
-        init_alpha: starting entropy coefficient.
-        target_entropy: ``"auto"`` (``-act_dim``) or a number.
-        num_envs: copies of an env id to step together.
-        vectorization: ``"sync"`` (same process) or ``"async"`` (subprocesses).
-        device: torch device.
-        seed: seeds the networks, the env, its action space, numpy and torch.
-        normalize_observations: feed the networks observations normalised by their running
-            mean and standard deviation (clipped to ±10), updated only while training and
-            saved in checkpoints (:mod:`velora.normalization`); for inputs on very different
-            scales, such as MuJoCo's joint angles and velocities.
-        threads: torch intra-op threads while ``learn``, ``predict`` and ``evaluate`` run
-            (torch's own count is restored afterwards); ``None``: one on the CPU for circuits
-            of at most 512 neurons — tiny circuits gain nothing from a thread pool and lose
-            much when another process is busy — else torch's setting (:mod:`velora.threads`).
+    ``LiquidSAC(env, config=None, **fields)``: ``env`` is a ``gymnasium.Env``, an env id
+    (``"Pendulum-v1"``) or a ``gymnasium.vector.VectorEnv`` in any autoreset mode; the
+    hyperparameters are a :class:`~velora.agents.config.SACConfig` and/or its fields as
+    keyword arguments (``LiquidSAC("Pendulum-v1", n_neurons=24, replay="sequence")``), each
+    documented there.
     """
 
     algorithm = "sac"
     action_kind = "box"
+    config_class = SACConfig
+    hparams: SACConfig
 
-    def __init__(
-        self,
-        env: EnvLike,
-        *,
-        n_neurons: int | Literal["auto"] | None = None,
-        critic_neurons: int | Literal["auto"] | None = None,
-        sparsity_level: float | None = None,
-        recurrent_cell: RecurrentCell = "cfc",
-        replay: ReplayMode = "stored_state",
-        seq_len: int = 16,
-        burn_in: int = 8,
-        history: str | Sequence[str] | None = None,
-        buffer_size: int = 1_000_000,
-        batch_size: int | None = None,
-        learning_starts: int = 1000,
-        train_freq: int = 1,
-        gradient_steps: int | None = None,
-        gamma: float | None = None,
-        tau: float = 0.005,
-        actor_lr: float = 1e-3,
-        critic_lr: float = 1e-3,
-        alpha_lr: float = 1e-3,
-        init_alpha: float = 1.0,
-        target_entropy: float | Literal["auto"] = "auto",
-        num_envs: int = 1,
-        vectorization: Literal["sync", "async"] = "sync",
-        device: str | torch.device = "cpu",
-        seed: int | None = None,
-        normalize_observations: bool = False,
-        threads: int | None = None,
-    ) -> None:
-        recurrent_cell = check_recurrent_cell(recurrent_cell)
-        actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
-        critic_lr = finite_float("critic_lr", critic_lr, low=0.0, low_open=True)
-        alpha_lr = finite_float("alpha_lr", alpha_lr, low=0.0, low_open=True)
-        init_alpha = finite_float("init_alpha", init_alpha, low=0.0, low_open=True)
-        if target_entropy != "auto":
-            target_entropy = finite_float("target_entropy", target_entropy)
-        super().__init__(
-            env, n_neurons=n_neurons, critic_neurons=critic_neurons,
-            sparsity_level=sparsity_level, replay=replay, seq_len=seq_len, burn_in=burn_in,
-            history=history, buffer_size=buffer_size, batch_size=batch_size,
-            learning_starts=learning_starts,
-            train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
-            num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
-            normalize_observations=normalize_observations,
-            threads=threads,
-        )
-        self.config = constructor_config(LiquidSAC.__init__, locals())
+    def __init__(self, env: EnvLike, config: SACConfig | None = None, **overrides: Any) -> None:
+        super().__init__(env, config, **overrides)
+        cfg, seed = self.hparams, self.hparams.seed
 
         def seed_of(k: int) -> int | None:
             return None if seed is None else seed + k
 
         # 1. Networks: actor -> (mean, log_std); two critics Q(observation, action).
         # recurrent_cell="cfc": LiquidNCPNetwork / LiquidNCPEnsemble; else LSTM / GRU heads.
-        self.actor = make_network(recurrent_cell, self.obs_dim, self.n_neurons, 2 * self.act_dim,
+        self.actor = make_network(cfg.recurrent_cell, self.obs_dim, self.n_neurons, 2 * self.act_dim,
                                   sparsity_level=self.sparsity_level, seed=seed_of(0),
                                   device=self.device)
         # The twin critics are one batched module: member k is a LiquidNCPNetwork with seed+1+k.
@@ -201,20 +97,20 @@ class LiquidSAC(OffPolicyAgent):
         # it a critic cannot reach returns in the hundreds within a short run, so it rates
         # every bad state alike and the actor is never told to avoid one (see
         # LiquidNCPNetwork).
-        self.critics = make_ensemble(recurrent_cell, self.obs_dim + self.act_dim,
+        self.critics = make_ensemble(cfg.recurrent_cell, self.obs_dim + self.act_dim,
                                      self.critic_neurons, 1, n_members=2,
                                      sparsity_level=self.sparsity_level, seed=seed_of(1),
                                      learned_output_scale=True, device=self.device)
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
         self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critics.hidden_size}
 
-        self.target_entropy = -float(self.act_dim) if target_entropy == "auto" \
-            else float(target_entropy)
-        self.log_alpha = torch.tensor(math.log(init_alpha), device=self.device,
+        self.target_entropy = -float(self.act_dim) if cfg.target_entropy == "auto" \
+            else float(cfg.target_entropy)
+        self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=self.device,
                                       requires_grad=True)
-        self.actor_optimizer = adam(self.actor.parameters(), lr=actor_lr)
-        self.critic_optimizer = adam(self.critics.parameters(), lr=critic_lr)
-        self.alpha_optimizer = adam([self.log_alpha], lr=alpha_lr)
+        self.actor_optimizer = adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_optimizer = adam(self.critics.parameters(), lr=cfg.critic_lr)
+        self.alpha_optimizer = adam([self.log_alpha], lr=cfg.alpha_lr)
 
     @property
     def alpha(self) -> torch.Tensor:

@@ -37,95 +37,43 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
-from typing import Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from velora._checks import finite_float
-from velora.agents.base import (
-    Hidden,
-    OffPolicyAgent,
-    ReplayMode,
-    Window,
-    constructor_config,
-    merge_time,
-    polyak_update,
-)
+from velora.agents.base import OffPolicyAgent, polyak_update
+from velora.agents.config import SACDiscreteConfig
+from velora.agents.registry import register_algorithm
+from velora.buffers import Window, merge_time
+from velora.buffers.window import Hidden
 from velora.envs import EnvLike
-from velora.models.rnn import RecurrentCell, check_recurrent_cell, make_ensemble, make_network
+from velora.models.rnn import make_ensemble, make_network
 from velora.optim import adam
 
 
+@register_algorithm
 class LiquidSACDiscrete(OffPolicyAgent):
     """Discrete-action SAC with liquid NCP actor and twin liquid NCP critics.
 
     Takes Discrete or MultiDiscrete actions (independent categoricals per dimension, see the
-    module docstring).
-
-    Arguments as :class:`~velora.agents.LiquidSAC`, except:
-        target_entropy_scale: the entropy target is ``target_entropy_scale * log(n_actions)``
-            (the maximum entropy times this fraction); for MultiDiscrete actions
-            ``target_entropy_scale * sum_d log(nvec[d])``, the maximum joint entropy times it.
-        recurrent_cell: ``"cfc"`` (the liquid NCP heads), or ``"lstm"`` / ``"gru"`` heads of
-            about the same trainable parameters (:mod:`velora.models.rnn`), the ablation.
+    module docstring). ``LiquidSACDiscrete(env, config=None, **fields)``: ``env`` as for
+    :class:`~velora.agents.LiquidSAC`; the hyperparameters are a
+    :class:`~velora.agents.config.SACDiscreteConfig` and/or its fields as keyword arguments,
+    each documented there.
     """
 
     algorithm = "sac_discrete"
     action_kind = "discrete"
+    config_class = SACDiscreteConfig
+    hparams: SACDiscreteConfig
 
-    def __init__(
-        self,
-        env: EnvLike,
-        *,
-        n_neurons: int | Literal["auto"] | None = None,
-        critic_neurons: int | Literal["auto"] | None = None,
-        sparsity_level: float | None = None,
-        recurrent_cell: RecurrentCell = "cfc",
-        replay: ReplayMode = "stored_state",
-        seq_len: int = 16,
-        burn_in: int = 8,
-        history: str | Sequence[str] | None = None,
-        buffer_size: int = 1_000_000,
-        batch_size: int | None = None,
-        learning_starts: int = 1000,
-        train_freq: int = 1,
-        gradient_steps: int | None = None,
-        gamma: float | None = None,
-        tau: float = 0.005,
-        actor_lr: float = 1e-3,
-        critic_lr: float = 1e-3,
-        alpha_lr: float = 1e-3,
-        init_alpha: float = 1.0,
-        target_entropy_scale: float = 0.5,
-        num_envs: int = 1,
-        vectorization: Literal["sync", "async"] = "sync",
-        device: str | torch.device = "cpu",
-        seed: int | None = None,
-        normalize_observations: bool = False,
-        threads: int | None = None,
-    ) -> None:
-        recurrent_cell = check_recurrent_cell(recurrent_cell)
-        actor_lr = finite_float("actor_lr", actor_lr, low=0.0, low_open=True)
-        critic_lr = finite_float("critic_lr", critic_lr, low=0.0, low_open=True)
-        alpha_lr = finite_float("alpha_lr", alpha_lr, low=0.0, low_open=True)
-        init_alpha = finite_float("init_alpha", init_alpha, low=0.0, low_open=True)
-        target_entropy_scale = finite_float("target_entropy_scale", target_entropy_scale,
-                                            low=0.0, high=1.0)
-        super().__init__(
-            env, n_neurons=n_neurons, critic_neurons=critic_neurons,
-            sparsity_level=sparsity_level, replay=replay, seq_len=seq_len, burn_in=burn_in,
-            history=history, buffer_size=buffer_size, batch_size=batch_size,
-            learning_starts=learning_starts,
-            train_freq=train_freq, gradient_steps=gradient_steps, gamma=gamma, tau=tau,
-            num_envs=num_envs, vectorization=vectorization, device=device, seed=seed,
-            normalize_observations=normalize_observations,
-            threads=threads,
-        )
-        self.config = constructor_config(LiquidSACDiscrete.__init__, locals())
+    def __init__(self, env: EnvLike, config: SACDiscreteConfig | None = None,
+                 **overrides: Any) -> None:
+        super().__init__(env, config, **overrides)
+        cfg, seed = self.hparams, self.hparams.seed
 
         def seed_of(k: int) -> int | None:
             return None if seed is None else seed + k
@@ -134,25 +82,25 @@ class LiquidSACDiscrete(OffPolicyAgent):
         # MultiDiscrete actions, one block of logits / Q-values per dimension, concatenated.
         n_actions = self.act_dim
         # recurrent_cell="cfc": LiquidNCPNetwork / LiquidNCPEnsemble; else LSTM / GRU heads.
-        self.actor = make_network(recurrent_cell, self.obs_dim, self.n_neurons, n_actions,
+        self.actor = make_network(cfg.recurrent_cell, self.obs_dim, self.n_neurons, n_actions,
                                   sparsity_level=self.sparsity_level, seed=seed_of(0),
                                   device=self.device)
-        self.critics = make_ensemble(recurrent_cell, self.obs_dim, self.critic_neurons, n_actions,
+        self.critics = make_ensemble(cfg.recurrent_cell, self.obs_dim, self.critic_neurons, n_actions,
                                      n_members=2, sparsity_level=self.sparsity_level,
                                      seed=seed_of(1), learned_output_scale=True,
                                      device=self.device)
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
         self.hidden_sizes = {"actor": self.actor.hidden_size, "critic": 2 * self.critics.hidden_size}
 
-        self.target_entropy = target_entropy_scale * sum(math.log(n) for n in self.action_nvec)
+        self.target_entropy = cfg.target_entropy_scale * sum(math.log(n) for n in self.action_nvec)
         # Where each dimension's block starts in the concatenated logits / Q-values.
         self._offsets = torch.as_tensor(np.cumsum((0, *self.action_nvec[:-1])),
                                         device=self.device)
-        self.log_alpha = torch.tensor(math.log(init_alpha), device=self.device,
+        self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=self.device,
                                       requires_grad=True)
-        self.actor_optimizer = adam(self.actor.parameters(), lr=actor_lr)
-        self.critic_optimizer = adam(self.critics.parameters(), lr=critic_lr)
-        self.alpha_optimizer = adam([self.log_alpha], lr=alpha_lr)
+        self.actor_optimizer = adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_optimizer = adam(self.critics.parameters(), lr=cfg.critic_lr)
+        self.alpha_optimizer = adam([self.log_alpha], lr=cfg.alpha_lr)
 
     @property
     def alpha(self) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Numpy forms used for acting on a CPU, where torch's per-operation dispatch would dominate a
-batch-of-one step."""
+batch-of-one step: they exist for speed only, and are tested against the torch reference
+(:func:`velora.models.lnn.cell.cfc_update`, tests/test_liquid_cell.py)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,11 @@ def cached_numpy_views(owner: object, params: Sequence[torch.Tensor],
     return cached[1]
 
 
-def cfc_update(pre: np.ndarray, n: int) -> np.ndarray:
+def cfc_update_numpy(pre: np.ndarray, n: int) -> np.ndarray:
     """The CfC state from the four heads' pre-activations ``(..., 4 * n)`` laid out as
     ``[ff1 | ff2 | time_a | time_b]``: ``gate * tanh(ff1) + (1 - gate) * tanh(ff2)`` with
     ``gate = sigmoid(time_b - time_a)`` (unit elapsed time), as
-    :meth:`~velora.models.lnn.NCPLiquidCell.step_projected` computes it."""
+    :func:`~velora.models.lnn.cell.cfc_update` computes it (the reference)."""
     ff = np.tanh(pre[..., : 2 * n])
     gate = 1.0 / (1.0 + np.exp(pre[..., 2 * n : 3 * n] - pre[..., 3 * n :]))
     return ff[..., n:] + gate * (ff[..., :n] - ff[..., n:])

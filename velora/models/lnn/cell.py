@@ -34,6 +34,28 @@ def as_elapsed_time(ts: float | torch.Tensor | None, batch: int, like: torch.Ten
     return ts.reshape(batch, 1).to(like)
 
 
+def cfc_update(pre: torch.Tensor, n: int, ts: float | torch.Tensor = 1.0,
+               dim: int = -1) -> torch.Tensor:
+    """The CfC update, written down once: the new state from the four heads'
+    pre-activations ``[ff1 | ff2 | time_a | time_b]`` (each ``n`` long along ``dim``)::
+
+        gate = sigmoid(time_b - time_a * ts)
+        h_new = gate * tanh(ff1) + (1 - gate) * tanh(ff2)
+
+    :class:`NCPLiquidCell` (``dim=-1``, batch-first) and
+    :class:`~velora.models.lnn.LiquidNCPEnsemble` (``dim=1``, feature-major) both call it;
+    the numpy acting path (:func:`velora.models.lnn._numpy.cfc_update_numpy`) is tested
+    against it.
+    """
+    # One split (not slices): its backward is a single concatenation. split_with_sizes,
+    # not split: Tensor.split is a Python wrapper around it.
+    ff, time_a, time_b = pre.split_with_sizes([2 * n, n, n], dim=dim)
+    ff1, ff2 = torch.tanh(ff).chunk(2, dim=dim)  # both feed-forward heads in one call
+    gate = torch.sigmoid(time_b - time_a) if isinstance(ts, float) and ts == 1.0 \
+        else torch.sigmoid(time_b - time_a * ts)
+    return torch.lerp(ff2, ff1, gate)  # gate * ff1 + (1 - gate) * ff2
+
+
 class NCPLiquidCell(MaskedWeights):
     """One layer of closed-form continuous-time (CfC) neurons, Hasani et al. (2022).
 
@@ -41,7 +63,7 @@ class NCPLiquidCell(MaskedWeights):
 
         f1 = tanh(W1 z + b1)          f2 = tanh(W2 z + b2)
         gate = sigmoid(-(Wa z + ba) * ts + (Wb z + bb))
-        h_new = gate * f1 + (1 - gate) * f2
+        h_new = gate * f1 + (1 - gate) * f2          (:func:`cfc_update`)
 
     the closed-form solution of a liquid time-constant ODE: the time gate decides how far the
     state has relaxed from ``f1`` towards ``f2`` after ``ts`` time units. **Every** head,
@@ -118,15 +140,7 @@ class NCPLiquidCell(MaskedWeights):
         """One CfC update from a precomputed input projection; returns ``h_new``."""
         if recurrent_weight is None:
             recurrent_weight = self.recurrent_weight
-        n = self.n_hidden
-        pre = torch.addmm(x_proj, h, recurrent_weight.t())
-        # One split (not slices): its backward is a single concatenation. split_with_sizes,
-        # not split: Tensor.split is a Python wrapper around it.
-        ff, time_a, time_b = pre.split_with_sizes([2 * n, n, n], dim=-1)
-        ff1, ff2 = torch.tanh(ff).chunk(2, dim=-1)  # both feed-forward heads in one call
-        gate = torch.sigmoid(time_b - time_a) if isinstance(ts, float) and ts == 1.0 \
-            else torch.sigmoid(time_b - time_a * ts)
-        return torch.lerp(ff2, ff1, gate)  # gate * ff1 + (1 - gate) * ff2
+        return cfc_update(torch.addmm(x_proj, h, recurrent_weight.t()), self.n_hidden, ts)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None,
                 ts: float | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,7 +4,9 @@
 networks with the architecture of :class:`~velora.models.LiquidNCPNetwork` — each with its own
 wiring (seed ``seed + k``) and weights — but stores their weights stacked, so every layer of
 every member runs in one batched matmul. For SAC's twin critics this halves the number of
-operations per time step, which is what a small network's cost is made of on a CPU.
+operations per time step, which is what a small network's cost is made of on a CPU. It exists
+for speed only: members' results equal separate networks' (tests/test_ensemble.py), and the
+CfC update is the cell's own (:func:`~velora.models.lnn.cell.cfc_update`).
 
 **Hidden-state layout:** ``(batch, n_members * hidden_size)``, the members' states side by
 side (member ``k`` in columns ``k * hidden_size : (k + 1) * hidden_size``).
@@ -16,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from velora.models.lnn._numpy import cached_numpy_views, cfc_update
+from velora.models.lnn._numpy import cached_numpy_views, cfc_update_numpy
+from velora.models.lnn.cell import cfc_update
 from velora.models.lnn.ncp import _check_features
 from velora.models.lnn.sparse import MaskedWeights, connection_mask, init_masked_
 from velora.wiring import Wiring
@@ -126,9 +129,8 @@ class LiquidNCPEnsemble(MaskedWeights):
     # ------------------------------------------------------------------ computation
     # Inside, every layer runs feature-major, ``(n_members, features, rows)``: ``W @ x`` with
     # the weights as stored, and the cell's four heads come out as contiguous row blocks, so
-    # its elementwise tail (tanh, sigmoid, lerp) reads contiguous memory. On a CPU that is
-    # about a quarter less time per step than ``(rows, features)``. Public shapes stay
-    # batch-first; the conversions are views.
+    # its elementwise tail (tanh, sigmoid, lerp) reads contiguous memory, which is faster on
+    # a CPU (docs/benchmarks.md). Public shapes stay batch-first; the conversions are views.
     def _project(self, x_t: torch.Tensor) -> torch.Tensor:
         """``(in, rows)`` -> the cell's input projection ``(n_members, 4 * hidden, rows)``."""
         inter = torch.tanh(torch.baddbmm(self.inter_bias.transpose(1, 2), self.inter_weight,
@@ -136,14 +138,9 @@ class LiquidNCPEnsemble(MaskedWeights):
         return torch.baddbmm(self.cell_bias.transpose(1, 2), self.input_weight, inter)
 
     def _cell(self, x_proj: torch.Tensor, h: torch.Tensor, w_rec: torch.Tensor) -> torch.Tensor:
-        """``(n_members, 4 * hidden, rows)``, ``(n_members, hidden, rows)`` -> the new state."""
-        n = self.hidden_size
-        pre = torch.baddbmm(x_proj, w_rec, h)
-        # One split (not slices): its backward is a single concatenation. split_with_sizes,
-        # not split: Tensor.split is a Python wrapper around it.
-        ff, time_a, time_b = pre.split_with_sizes([2 * n, n, n], dim=1)
-        ff1, ff2 = torch.tanh(ff).chunk(2, dim=1)
-        return torch.lerp(ff2, ff1, torch.sigmoid(time_b - time_a))
+        """``(n_members, 4 * hidden, rows)``, ``(n_members, hidden, rows)`` -> the new state,
+        by the reference CfC update (heads along dim 1, unit elapsed time)."""
+        return cfc_update(torch.baddbmm(x_proj, w_rec, h), self.hidden_size, dim=1)
 
     def _motor(self, h: torch.Tensor) -> torch.Tensor:
         """``(n_members, hidden, rows)`` -> ``(n_members, out, rows)``."""
@@ -185,7 +182,7 @@ class LiquidNCPEnsemble(MaskedWeights):
         batch, k, n = x.shape[0], self.n_members, self.hidden_size
         hk = h.reshape(batch, k, n).transpose(1, 0, 2)  # (k, batch, H)
         u = np.tanh(x @ inter_w_t + inter_b)  # (k, batch, inter)
-        h_new = cfc_update(u @ input_w_t + hk @ rec_w_t + cell_b, n)
+        h_new = cfc_update_numpy(u @ input_w_t + hk @ rec_w_t + cell_b, n)
         y = h_new @ motor_w_t + motor_b
         if self.output_log_scale is not None:
             y = y * np.exp(self.output_log_scale.detach().numpy())

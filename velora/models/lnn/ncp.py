@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from velora.models.lnn._numpy import cached_numpy_views, cfc_update
+from velora.models.lnn._numpy import cached_numpy_views, cfc_update_numpy
 from velora.models.lnn.cell import NCPLiquidCell, as_elapsed_time
 from velora.models.lnn.sparse import SparseLinear
 from velora.wiring import Wiring
@@ -222,13 +222,13 @@ class LiquidNCPNetwork(_NCPBase):
         """One unit-time step in numpy for acting on a CPU: ``x`` ``(batch, in_features)``,
         ``h`` ``(batch, hidden_size)`` float32 -> ``(y, h_new)`` as :meth:`step` computes them.
 
-        It skips torch's per-operation dispatch, which dominates a single small step: several
-        times faster than :meth:`step` for one observation. It reads the live parameters
-        through :meth:`numpy_weights`.
+        It skips torch's per-operation dispatch, which dominates a single small step
+        (docs/benchmarks.md, "Fast paths"). It reads the live parameters through
+        :meth:`numpy_weights`.
         """
         w_inter_t, b_inter, w_input_t, w_rec_t, b_cell, w_motor_t, b_motor = self.numpy_weights()
         u = np.tanh(x @ w_inter_t + b_inter)
-        h_new = cfc_update(u @ w_input_t + h @ w_rec_t + b_cell, h.shape[1])
+        h_new = cfc_update_numpy(u @ w_input_t + h @ w_rec_t + b_cell, h.shape[1])
         y = h_new @ w_motor_t + b_motor
         if self.output_log_scale is not None:
             y = y * np.exp(self.output_log_scale.detach().numpy())
