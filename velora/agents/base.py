@@ -166,6 +166,7 @@ class OffPolicyAgent:
         self.learning_starts, self.train_freq = cfg.learning_starts, cfg.train_freq
         self.gradient_steps, self.gamma, self.tau = cfg.gradient_steps, cfg.gamma, cfg.tau
         self.seed = seed = cfg.seed
+        self.threads = cfg.threads  # velora.threads: None = the rule for these circuits
         num_envs, vectorization, device = cfg.num_envs, cfg.vectorization, cfg.device
 
         self.env_id = env if isinstance(env, str) else None
