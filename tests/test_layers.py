@@ -5,10 +5,11 @@ Layers, bottom first (a module may import its own layer and any below it):
 
 =============  ==========================================================================
 foundation     ``velora`` (the package), ``_checks``, ``_io``, ``_figures``, ``logger``,
-               ``optim``, ``wiring`` (and its drawing in ``_figures``)
+               ``optim``, ``wiring`` (and its drawing in ``_figures``), ``normalization``,
+               ``sizing``, ``threads``
 models         ``models`` and ``models.lnn.*``: the liquid networks
 buffers        ``buffers.*``: replay storage and the windows an update reads
-envs           ``spaces``, ``envs``: observation encodings, wrappers, env construction
+envs           ``spaces``, ``envs``, ``envs_memory``: encodings, wrappers, env construction
 evaluation     ``evaluation``: returns of any predictor on fixed episodes
 checkpoint     ``checkpoint``: an agent's run state on disk, header checks
 loop           ``loop``, ``callbacks``: the training loop and what it calls back
@@ -33,10 +34,11 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "velora"
 LAYERS = [
     ("foundation", ["velora", "velora._checks", "velora._io", "velora._figures",
-                    "velora.logger", "velora.optim", "velora.wiring"]),
+                    "velora.logger", "velora.optim", "velora.wiring", "velora.normalization",
+                    "velora.sizing", "velora.threads"]),
     ("models", ["velora.models"]),
     ("buffers", ["velora.buffers"]),
-    ("envs", ["velora.spaces", "velora.envs"]),
+    ("envs", ["velora.spaces", "velora.envs", "velora.envs_memory"]),
     ("evaluation", ["velora.evaluation"]),
     ("checkpoint", ["velora.checkpoint"]),
     ("loop", ["velora.loop", "velora.callbacks"]),
