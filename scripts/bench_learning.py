@@ -159,9 +159,13 @@ ROWS: dict[str, Row] = {
         {"velora": System("velora_sac", {"learning_starts": 1000},
                           config="configs/mujoco/halfcheetah.toml"),
          "velora_defaults": System("velora_sac"),
-         "sb3_sac": System("sb3_sac")},
-        "smoke: LiquidSAC (configs/mujoco/halfcheetah.toml, learning_starts 1000) and LiquidSAC "
-        "(defaults) vs SB3 SAC (defaults)", eval_episodes=5),
+         "sb3_sac": System("sb3_sac"),
+         # which of the config's two options made the difference (defaults otherwise)
+         "velora_normalize_only": System("velora_sac", {"normalize_observations": True}),
+         "velora_auto_only": System("velora_sac", {"n_neurons": "auto", "critic_neurons": "auto"})},
+        "smoke: LiquidSAC (configs/mujoco/halfcheetah.toml, learning_starts 1000), LiquidSAC "
+        "(defaults; learning_starts is 1000 by default) and each of the config's two options "
+        "alone vs SB3 SAC (defaults)", eval_episodes=5),
 }
 
 # POPGym's memory tasks (Morad et al., ICLR 2023), Easy level, on POPGym's return scale [-1, 1]:
