@@ -95,3 +95,11 @@ def test_popgym_systems_train_and_are_evaluated_on_the_fixed_episodes(bench, sys
     # POPGym's returns lie in [-1, 1]
     assert all(-1.0 - 1e-6 <= r <= 1.0 + 1e-6 for r in line["returns"])
     assert line["mean"] == pytest.approx(np.mean(line["returns"]), abs=0.01)
+
+
+def test_the_benchmark_shell_script_runs_every_popgym_row(bench):
+    import re
+
+    script = (SCRIPT.parent / "learning_benchmarks.sh").read_text()
+    listed = re.search(r"popgym_rows=\((.*?)\)", script, re.S).group(1).split()
+    assert tuple(listed) == bench.POPGYM_TASKS
