@@ -170,3 +170,14 @@ def test_no_memoryless_policy_beats_fifty_percent(corridor_length):
         best_success = max(best_success, np.mean([s for _, s in results]))
     assert best_success == 0.5
     assert best_return == 0.5
+
+
+@pytest.mark.parametrize("length", [10, 25, 50, 100])
+def test_the_benchmark_lengths_have_ids_of_their_own_for_the_command_line(length):
+    env = gym.make(f"velora/TMazePassive-L{length}-v0")
+    env.reset(seed=0)
+    steps, done = 0, False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(0)
+        steps, done = steps + 1, terminated or truncated
+    assert env.unwrapped.corridor_length == length and steps == length + 1

@@ -1,5 +1,6 @@
 """Memory tasks: the passive T-maze of Ni et al. (2023), registered as
-``velora/TMazePassive-v0``.
+``velora/TMazePassive-v0`` (``corridor_length`` a keyword, 10 by default) and, for the
+command line, ``velora/TMazePassive-L25-v0`` etc. for the lengths of :data:`TMAZE_LENGTHS`.
 
 The task follows the passive T-maze of "When do transformers shine in RL? Decoupling memory
 from credit assignment" (Ni, Ma, Eysenbach and Bacon, NeurIPS 2023; their ``TMazeClassicPassive``
@@ -137,3 +138,10 @@ class PassiveTMaze(gym.Env[np.ndarray, np.int64]):
 
 if "velora/TMazePassive-v0" not in gym.registry:
     gym.register("velora/TMazePassive-v0", entry_point=PassiveTMaze, max_episode_steps=None)
+# The memory-length benchmark's corridors as ids of their own, so that the command line (which
+# builds envs from an id alone) can train them: velora/TMazePassive-L25-v0 and so on.
+TMAZE_LENGTHS = (10, 25, 50, 100)
+for _length in TMAZE_LENGTHS:
+    if f"velora/TMazePassive-L{_length}-v0" not in gym.registry:
+        gym.register(f"velora/TMazePassive-L{_length}-v0", entry_point=PassiveTMaze,
+                     max_episode_steps=None, kwargs={"corridor_length": _length})
