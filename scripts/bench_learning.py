@@ -78,6 +78,7 @@ class Row:
     systems: dict[str, System]
     note: str = ""
     eval_episodes: int | None = None  # the first N of the protocol's reset seeds; None: all
+    decimals: int = 1  # of the returns in reports (POPGym's lie in [-1, 1]: 3)
 
 
 # MuJoCo (the ``mujoco`` extra). velora reads the tuned-hyperparameter files of
@@ -189,7 +190,7 @@ for _task in POPGYM_TASKS:
          "sb3_recurrent_ppo": System("sb3_recurrent_ppo", {"flatten": True}),
          "sb3_ppo": System("sb3_ppo", {"flatten": True})},
         "POPGym: velora sequence mode (defaults) vs RecurrentPPO (defaults) and memoryless PPO "
-        "(defaults); return on POPGym's [-1, 1] scale")
+        "(defaults); return on POPGym's [-1, 1] scale", decimals=3)
 
 
 # ---------------------------------------------------------------------------- systems
@@ -446,10 +447,11 @@ def report(args: argparse.Namespace) -> str:
             seeds = sorted(by_seed)
             s = summarize(np.array([by_seed[k] for k in seeds]), row.bar)
             curves.setdefault(system, []).append((step, s))
-            per_seed = ", ".join(f"{m:.0f}" for m in s.seed_means)
-            lines.append(f"| {system} | {step:,} | {len(seeds)} | {s.mean:.1f} "
-                         f"[{s.mean_ci[0]:.1f}, {s.mean_ci[1]:.1f}] | {s.iqm:.1f} "
-                         f"[{s.iqm_ci[0]:.1f}, {s.iqm_ci[1]:.1f}] | {s.worst:.1f} | "
+            d = row.decimals
+            per_seed = ", ".join(f"{m:.{max(0, d - 1)}f}" for m in s.seed_means)
+            lines.append(f"| {system} | {step:,} | {len(seeds)} | {s.mean:.{d}f} "
+                         f"[{s.mean_ci[0]:.{d}f}, {s.mean_ci[1]:.{d}f}] | {s.iqm:.{d}f} "
+                         f"[{s.iqm_ci[0]:.{d}f}, {s.iqm_ci[1]:.{d}f}] | {s.worst:.{d}f} | "
                          f"{100 * s.share_at_bar:.0f} % | {per_seed} |")
     text = "\n".join(lines)
     print(text)
