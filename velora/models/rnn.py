@@ -170,21 +170,10 @@ class RNNEnsemble(nn.Module):
                 self.output_log_scale.zero_()
 
     # ------------------------------------------------------------------ layout helpers
-    def split_hidden(self, h: torch.Tensor | None, batch: int, like: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_members * S)`` -> ``(n_members, batch, S)`` (zeros for None)."""
-        if h is None:
-            return like.new_zeros(self.n_members, batch, self.hidden_size)
-        width = self.n_members * self.hidden_size
-        if not torch.is_tensor(h) or h.shape != (batch, width):
-            shape = tuple(h.shape) if torch.is_tensor(h) else type(h).__name__
-            raise ValueError(f"h must have shape ({batch}, {width}) (batch, n_members * "
-                             f"hidden_size), got {shape}")
-        return h.view(batch, self.n_members, self.hidden_size).transpose(0, 1)
-
-    @staticmethod
-    def join_hidden(h: torch.Tensor) -> torch.Tensor:
-        """``(n_members, batch, S)`` -> ``(batch, n_members * S)``."""
-        return h.transpose(0, 1).reshape(h.shape[1], -1)
+    # The liquid ensemble's: members' states side by side in one flat vector per row, so the
+    # replay buffer stores both kinds of head alike (they read only n_members and hidden_size).
+    split_hidden = LiquidNCPEnsemble.split_hidden
+    join_hidden = staticmethod(LiquidNCPEnsemble.join_hidden)
 
     # ------------------------------------------------------------------ computation
     def _project(self, x: torch.Tensor) -> torch.Tensor:
