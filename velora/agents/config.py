@@ -173,8 +173,8 @@ def learning_rate(name: str, value: Any) -> float:
 
 
 @dataclass
-class SACConfig(OffPolicyConfig):
-    """:class:`~velora.agents.LiquidSAC`'s hyperparameters."""
+class EntropyRegularizedConfig(OffPolicyConfig):
+    """What both soft actor-critics (:class:`SACConfig`, :class:`SACDiscreteConfig`) add."""
 
     actor_lr: float = 1e-3
     """Adam learning rate of the actor."""
@@ -184,8 +184,6 @@ class SACConfig(OffPolicyConfig):
     """Adam learning rate of the entropy coefficient."""
     init_alpha: float = 1.0
     """Starting entropy coefficient."""
-    target_entropy: float | Literal["auto"] = "auto"
-    """``"auto"`` (``-act_dim``) or a number."""
 
     def check(self) -> None:
         super().check()
@@ -193,22 +191,25 @@ class SACConfig(OffPolicyConfig):
         self.critic_lr = learning_rate("critic_lr", self.critic_lr)
         self.alpha_lr = learning_rate("alpha_lr", self.alpha_lr)
         self.init_alpha = finite_float("init_alpha", self.init_alpha, low=0.0, low_open=True)
+
+
+@dataclass
+class SACConfig(EntropyRegularizedConfig):
+    """:class:`~velora.agents.LiquidSAC`'s hyperparameters."""
+
+    target_entropy: float | Literal["auto"] = "auto"
+    """``"auto"`` (``-act_dim``) or a number."""
+
+    def check(self) -> None:
+        super().check()
         if self.target_entropy != "auto":
             self.target_entropy = finite_float("target_entropy", self.target_entropy)
 
 
 @dataclass
-class SACDiscreteConfig(OffPolicyConfig):
+class SACDiscreteConfig(EntropyRegularizedConfig):
     """:class:`~velora.agents.LiquidSACDiscrete`'s hyperparameters."""
 
-    actor_lr: float = 1e-3
-    """Adam learning rate of the actor."""
-    critic_lr: float = 1e-3
-    """Adam learning rate of the critics."""
-    alpha_lr: float = 1e-3
-    """Adam learning rate of the entropy coefficient."""
-    init_alpha: float = 1.0
-    """Starting entropy coefficient."""
     target_entropy_scale: float = 0.5
     """The entropy target is ``target_entropy_scale * log(n_actions)`` (the maximum entropy
     times this fraction, in [0, 1]); for MultiDiscrete actions
@@ -216,10 +217,6 @@ class SACDiscreteConfig(OffPolicyConfig):
 
     def check(self) -> None:
         super().check()
-        self.actor_lr = learning_rate("actor_lr", self.actor_lr)
-        self.critic_lr = learning_rate("critic_lr", self.critic_lr)
-        self.alpha_lr = learning_rate("alpha_lr", self.alpha_lr)
-        self.init_alpha = finite_float("init_alpha", self.init_alpha, low=0.0, low_open=True)
         self.target_entropy_scale = finite_float("target_entropy_scale",
                                                  self.target_entropy_scale, low=0.0, high=1.0)
 
