@@ -178,6 +178,11 @@ class LiquidDDPG(OffPolicyAgent):
                                  merge_time(h_before))[0]
         return -w.masked_mean(q.view(w.batch_size, w.length))
 
+    def updates_actor(self) -> bool:
+        """Whether this update also steps the actor and moves the targets: every one in DDPG
+        (TD3 delays them)."""
+        return True
+
     def update(self, window: Window) -> dict[str, torch.Tensor]:
         """One DDPG gradient step on a replay window; returns detached scalars to log."""
         h = self.burn_in_states(window)
@@ -187,6 +192,8 @@ class LiquidDDPG(OffPolicyAgent):
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
+        if not self.updates_actor():
+            return {"critic_loss": critic_loss.detach(), **logs}
 
         actor_loss = self.actor_loss(w, h, critic_h_seq)
         self.actor_optimizer.zero_grad(set_to_none=True)

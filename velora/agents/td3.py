@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from velora._checks import finite_float, positive_int
-from velora.agents.base import frozen, polyak_update
+from velora.agents.base import frozen
 from velora.agents.config import DDPGConfig
 from velora.agents.ddpg import LiquidDDPG
 from velora.agents.registry import register_algorithm
@@ -121,25 +121,8 @@ class LiquidTD3(LiquidDDPG):
                 x, h_before.reshape(self.critic.n_members, w.batch_size * w.length, -1))
         return -w.masked_mean(q[0].view(w.batch_size, w.length))
 
-    def update(self, window: Window) -> dict[str, torch.Tensor]:
-        """One critic step; every ``policy_delay``-th update (counted by ``num_updates``, so
-        a resumed run keeps the rhythm) also an actor step and a move of every target."""
-        h = self.burn_in_states(window)
-        w = window.slice(self.burn_in_steps)
-
-        critic_loss, critic_h_seq, logs = self.critic_loss(w, h)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_optimizer.step()
-        logs = {"critic_loss": critic_loss.detach(), **logs}
-        if self.num_updates % self.hparams.policy_delay != 0:
-            return logs
-
-        actor_loss = self.actor_loss(w, h, critic_h_seq)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_optimizer.step()
-
-        polyak_update(self.critic, self.critic_target, self.tau)
-        polyak_update(self.actor, self.actor_target, self.tau)
-        return {**logs, "actor_loss": actor_loss.detach()}
+    def updates_actor(self) -> bool:
+        """Every ``policy_delay``-th update (counted by ``num_updates``, so a resumed run keeps
+        the rhythm) also steps the actor and moves every target; the others train the critics
+        only."""
+        return self.num_updates % self.hparams.policy_delay == 0
