@@ -312,10 +312,14 @@ class _NormalizedPolicy:
                                   deterministic=deterministic)
 
 
-def build(system: System, env_id: str, seed: int) -> VeloraSystem | SB3System:
+def build(system: System, env_id: str, seed: int, threads: int | None = None
+          ) -> VeloraSystem | SB3System:
+    """``threads``: torch intra-op threads for a velora agent (its ``threads`` setting);
+    ``None``: velora's rule. SB3 runs with whatever torch is set to."""
     kind = system.kind
     if kind.startswith("velora_"):
-        return VeloraSystem(kind, env_id, seed, system.kwargs, system.config)
+        kwargs = system.kwargs if threads is None else {**system.kwargs, "threads": threads}
+        return VeloraSystem(kind, env_id, seed, kwargs, system.config)
     return SB3System(kind, env_id, seed, system.kwargs)
 
 
@@ -359,7 +363,9 @@ def run_job(row_name: str, system_name: str, seed: int, threads: int, steps: int
     row = budget(row_name, steps, eval_every)
     system = row.systems[system_name]
     env_id = system.env or row.env
-    trained = build(system, env_id, seed)
+    # velora agents get the count as their ``threads`` setting: without it velora's own rule
+    # (velora.threads) would run its small circuits on one thread whatever torch was set to.
+    trained = build(system, env_id, seed, threads or torch.get_num_threads())
     path = results_path(row_name, threads, row.steps)
     seeds = EVAL_SEEDS if row.eval_episodes is None else EVAL_SEEDS[: row.eval_episodes]
     start, steps = time.perf_counter(), 0

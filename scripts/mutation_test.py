@@ -7,9 +7,12 @@ what matters here and keeps the run short:
 
 * scope (``--scope``): the loss, target and update functions of ``velora/agents/*.py`` and
   the windows and Polyak/burn-in helpers they use (``agents``), SAC's alone (``sac``), the
-  sampling code of ``velora/buffers/replay.py`` (``replay``), or all of them (``all``);
-* oracle: the unit tests that pin those functions, ``tests/test_losses.py`` and
-  ``tests/test_buffers.py`` — no learning runs.
+  sampling code of ``velora/buffers/replay.py`` (``replay``), the training loop of
+  ``velora/loop.py`` (``loop``), or all of them (``all``);
+* oracle: the unit tests that pin those functions, ``tests/test_losses.py``,
+  ``tests/test_td3.py`` and ``tests/test_buffers.py``, and for the loop also
+  ``tests/test_agents.py`` (its tests step real envs for a few hundred steps) — no learning
+  runs. mutmut runs, for each mutant, only the oracle's tests that reach its function.
 
 Setup, once (a separate venv keeps mutmut's dependencies out of the project's; the pinned
 CPU torch installs from the local wheel cache — an unpinned one would pull CUDA)::
@@ -22,9 +25,9 @@ Run (from anywhere; nice it on a shared machine)::
 
     nice -n 19 /work/mutvenv/bin/python scripts/mutation_test.py --scope sac
     /work/mutvenv/bin/python scripts/mutation_test.py --report            # figures only
-    cd .mutation && /work/mutvenv/bin/mutmut show <mutant name>           # one mutant's diff
+    cd .mutation/agents && /work/mutvenv/bin/mutmut show <mutant name>    # one mutant's diff
 
-The run is resumable: mutmut works in ``--workdir`` (default ``.mutation/`` in the
+The run is resumable: mutmut works in ``--workdir`` (default ``.mutation/<scope>`` in the
 repository, git-ignored) and keeps every mutant's verdict there; running again copies the
 current sources in, and tests only the in-scope mutants without a verdict (mutmut
 regenerates the mutants of functions whose source changed). Interrupt it at any time.
@@ -46,7 +49,8 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORACLE = ["tests/test_losses.py", "tests/test_buffers.py"]
+ORACLE = ["tests/test_losses.py", "tests/test_td3.py", "tests/test_buffers.py"]
+LOOP_ORACLE = ORACLE + ["tests/test_agents.py"]
 
 # mutmut names a mutant ``<module>.x_<function>__mutmut_<n>`` or, for a method,
 # ``<module>.xǁ<Class>ǁ<method>__mutmut_<n>``.
@@ -55,6 +59,8 @@ SAC = ["velora.agents.sac.x_squashed_gaussian__*"] + [
     for m in ("burn_in_states", "critic_loss", "actor_loss", "entropy_loss", "update")]
 DDPG = [f"velora.agents.ddpg.xǁLiquidDDPGǁ{m}__*"
         for m in ("burn_in_states", "critic_loss", "actor_loss", "update")]
+TD3 = [f"velora.agents.td3.xǁLiquidTD3ǁ{m}__*"
+       for m in ("build_critic", "critic_loss", "actor_loss", "updates_actor")]
 SAC_DISCRETE = [f"velora.agents.sac_discrete.xǁLiquidSACDiscreteǁ{m}__*"
                 for m in ("burn_in_states", "critic_loss", "actor_loss", "entropy_loss", "update")]
 BASE = [f"velora.agents.base.x_{f}__*" for f in ("polyak_update", "frozen")]
@@ -63,13 +69,19 @@ WINDOW = [f"velora.buffers.window.x_{f}__*" for f in ("merge_time", "states_befo
     f"velora.buffers.window.xǁWindowǁ{m}__*" for m in ("slice", "masked_mean")]
 REPLAY = [f"velora.buffers.replay.xǁReplayBufferǁ{m}__*"
           for m in ("_take", "sample", "sample_arrays", "sample_sequences")]
-SCOPES = {"sac": SAC, "agents": SAC + DDPG + SAC_DISCRETE + BASE + WINDOW, "replay": REPLAY,
-          "all": SAC + DDPG + SAC_DISCRETE + BASE + WINDOW + REPLAY}
+LOOP = [f"velora.loop.x_{f}__*" for f in ("learn", "check_step", "finish_episode")]
+AGENTS = SAC + DDPG + TD3 + SAC_DISCRETE + BASE + WINDOW
+SCOPES = {"sac": SAC, "agents": AGENTS, "replay": REPLAY, "loop": LOOP,
+          "all": AGENTS + REPLAY + LOOP}
 # The files mutmut mutates for each scope (it mutates whole files; the scope picks the mutants)
 FILES = {"sac": ["velora/agents/sac.py"],
          "agents": ["velora/agents/*.py", "velora/buffers/window.py"],
          "replay": ["velora/buffers/replay.py"],
-         "all": ["velora/agents/*.py", "velora/buffers/window.py", "velora/buffers/replay.py"]}
+         "loop": ["velora/loop.py"],
+         "all": ["velora/agents/*.py", "velora/buffers/window.py", "velora/buffers/replay.py",
+                 "velora/loop.py"]}
+ORACLES = {"sac": ORACLE, "agents": ORACLE, "replay": ORACLE, "loop": LOOP_ORACLE,
+           "all": LOOP_ORACLE}
 
 SETUP_CFG = """[mutmut]
 source_paths = velora
@@ -99,7 +111,7 @@ def sync(workdir: Path, scope: str) -> None:
     shutil.copy2(ROOT / "pyproject.toml", workdir / "pyproject.toml")
     (workdir / "setup.cfg").write_text(SETUP_CFG.format(
         files="\n".join("    " + f for f in FILES[scope]),
-        oracle="\n".join("    " + t for t in ORACLE)))
+        oracle="\n".join("    " + t for t in ORACLES[scope])))
 
 
 def verdicts(workdir: Path) -> dict[str, int | None]:
@@ -137,7 +149,8 @@ def report(workdir: Path, patterns: list[str]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scope", choices=sorted(SCOPES), default="agents")
-    parser.add_argument("--workdir", type=Path, default=ROOT / ".mutation")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="default: .mutation/<scope> in the repository")
     parser.add_argument("--max-children", type=int, default=1,
                         help="mutants tested in parallel (default 1: a shared machine)")
     parser.add_argument("--fresh", action="store_true", help="discard earlier verdicts")
@@ -145,7 +158,7 @@ def main() -> int:
     parser.add_argument("--retest-survivors", action="store_true",
                         help="test the surviving mutants again (after adding tests)")
     args = parser.parse_args()
-    workdir: Path = args.workdir.resolve()
+    workdir: Path = (args.workdir or ROOT / ".mutation" / args.scope).resolve()
     patterns = SCOPES[args.scope]
     if args.report:
         return report(workdir, patterns)

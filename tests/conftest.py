@@ -20,8 +20,9 @@ class CountingEnv(gym.Env):
         self.length, self.marker, self.terminate = length, marker, terminate
         self.bad_at, self.bad = bad_at, bad
         self.observation_space = gym.spaces.Box(-1e6, 1e6, (3,), np.float32)
-        self.action_space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32) if action == "box" \
-            else gym.spaces.Discrete(3)
+        self.action_space = {"box": gym.spaces.Box(-2.0, 2.0, (1,), np.float32),
+                             "discrete": gym.spaces.Discrete(3),
+                             "multi_discrete": gym.spaces.MultiDiscrete([3, 2])}[action]
         self.t, self.episode, self.life = 0, -1, 0
 
     def _obs(self) -> np.ndarray:

@@ -125,6 +125,15 @@ def test_a_velora_system_starts_from_its_config_file_and_its_kwargs_win(bench, t
         bench.build(system, "Pendulum-v1", seed=0)
 
 
+def test_a_thread_count_reaches_velora_as_its_threads_setting(bench):
+    # Without it velora's rule would train its small circuits on one thread whatever torch's
+    # setting, and a `--threads 0` row would silently repeat the one-thread row.
+    system = bench.System("velora_sac", {"n_neurons": 8})
+    assert bench.build(system, "Pendulum-v1", seed=0, threads=2).agent.hparams.threads == 2
+    assert bench.build(system, "Pendulum-v1", seed=0).agent.hparams.threads is None
+    assert system.kwargs == {"n_neurons": 8}  # the row's own settings are left as they were
+
+
 def test_every_mujoco_row_builds_velora_from_the_shipped_configs(bench):
     try:  # MuJoCo loads the OpenGL library MUJOCO_GL names on import, and fails if it is missing
         import mujoco  # noqa: F401

@@ -26,6 +26,7 @@ import pytest
 import torch
 
 from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete, OffPolicyAgent
+from velora.callbacks import Callback
 
 AGENTS = {"sac": (LiquidSAC, "Pendulum-v1"), "sac_discrete": (LiquidSACDiscrete, "CartPole-v1"),
           "ddpg": (LiquidDDPG, "Pendulum-v1")}
@@ -65,10 +66,11 @@ def weights_digest(agent: OffPolicyAgent) -> str:
     return digest.hexdigest()[:16]
 
 
-def golden_run(agent: str, replay: str) -> OffPolicyAgent:
+def golden_run(agent: str, replay: str, callbacks: tuple[Callback, ...] = (),
+               **extra: object) -> OffPolicyAgent:
     cls, env = AGENTS[agent]
-    trained = cls(env, replay=replay, **RUN, **MODE_RUN[replay])
-    trained.learn(STEPS, log_dir=False, progress_bar=False)
+    trained = cls(env, replay=replay, **RUN, **MODE_RUN[replay], **extra)
+    trained.learn(STEPS, log_dir=False, progress_bar=False, callbacks=callbacks)
     return trained
 
 
@@ -81,10 +83,20 @@ def test_weights_after_a_seeded_run_are_unchanged(agent, replay):
     assert weights_digest(trained) == GOLDEN[agent, replay]
 
 
-def test_default_thread_count_gives_the_same_weights():
-    # torch's default is one thread per core; the autouse fixture set one thread.
-    torch.set_num_threads(os.cpu_count() or 1)
-    assert weights_digest(golden_run("ddpg", "stored_state")) == GOLDEN["ddpg", "stored_state"]
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: torch's default is one thread")
+@pytest.mark.parametrize("replay", ["stored_state", "sequence"])
+def test_torch_default_thread_count_gives_the_same_weights(replay):
+    # torch's default is one intra-op thread per core. ``threads`` is passed explicitly:
+    # without it velora's rule (velora.threads) would run these small circuits on one thread.
+    threads_seen: set[int] = set()
+
+    class RecordThreads(Callback):
+        def on_step(self, agent: OffPolicyAgent) -> None:
+            threads_seen.add(torch.get_num_threads())
+
+    trained = golden_run("sac", replay, (RecordThreads(),), threads=os.cpu_count())
+    assert threads_seen == {os.cpu_count()}
+    assert weights_digest(trained) == GOLDEN["sac", replay]
 
 
 def test_the_digest_sees_one_changed_weight():

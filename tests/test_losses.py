@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -57,10 +58,12 @@ Noise = list[torch.Tensor]
 
 
 # ----------------------------------------------------------------------------- fixtures
-def make_agent(cls: type[OffPolicyAgent], mode: str, **kwargs: Any) -> OffPolicyAgent:
+def make_agent(cls: type[OffPolicyAgent], mode: str, action: str | None = None,
+               **kwargs: Any) -> OffPolicyAgent:
     """A small agent whose target networks differ from its online ones (they are copies at
-    construction), so that a loss reading the wrong network, or a wrong Polyak rate, shows."""
-    action = "discrete" if cls is LiquidSACDiscrete else "box"
+    construction), so that a loss reading the wrong network, or a wrong Polyak rate, shows.
+    ``action``: the env's action space (``CountingEnv``'s); by default the agent's kind."""
+    action = action or ("discrete" if cls is LiquidSACDiscrete else "box")
     options: dict[str, Any] = {"n_neurons": 6, "critic_neurons": 5, "seq_len": SEQ_LEN,
                                "burn_in": BURN_IN, **MODES[mode], "history": "",
                                "buffer_size": 64, "batch_size": 2, "gamma": GAMMA, "tau": TAU,
@@ -101,6 +104,9 @@ def hand_window(agent: OffPolicyAgent) -> Window:
     next_obs = torch.randn(batch, time, agent.obs_dim, generator=gen)
     if agent.action_kind == "box":
         actions = torch.rand(batch, time, agent.act_dim, generator=gen) * 2 - 1
+    elif isinstance(agent.action_space, gym.spaces.MultiDiscrete):  # one column per dimension
+        actions = torch.stack([torch.randint(int(n), (batch, time), generator=gen)
+                               for n in agent.action_space.nvec], dim=-1)
     else:
         actions = torch.randint(agent.act_dim, (batch, time), generator=gen)
     rewards = torch.randn(batch, time, generator=gen)
@@ -291,8 +297,28 @@ def discrete_sac_reference(agent: LiquidSACDiscrete, before: dict[str, nn.Module
                            noise: Noise) -> dict[str, torch.Tensor]:
     """Discrete SAC's losses by hand: every expectation over actions is an exact sum. The
     actor judges with the critics' values from the critic loss's own unroll (before the
-    critics' update step)."""
+    critics' update step).
+
+    MultiDiscrete actions (``D`` dimensions of ``n_d`` choices): the networks output one block
+    of ``n_d`` logits / Q-values per dimension, side by side. The policy is a softmax per
+    block; the next state's value sums every block's ``pi_d (Q'_d / D - alpha log pi_d)``
+    (each block's expectation of ``Q'`` estimates the whole value: their mean); every block's
+    Q of its taken action is regressed on the one target; the actor's loss and the entropy
+    sum over the blocks."""
     actor, critics, targets = before["actor"], before["critics"], before["critic_targets"]
+    space = agent.action_space
+    sizes = [int(n) for n in space.nvec] if isinstance(space, gym.spaces.MultiDiscrete) \
+        else [int(space.n)]
+    starts = [sum(sizes[:d]) for d in range(len(sizes))]
+
+    def log_softmax_blocks(logits: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.log_softmax(logits[s:s + n], dim=-1)
+                          for s, n in zip(starts, sizes, strict=True)])
+
+    def taken_columns(b: int, t: int) -> list[int]:
+        a = w.actions[b, t].reshape(-1)
+        return [s + int(a[d]) for d, s in enumerate(starts)]
+
     k = agent.burn_in_steps
     alpha, log_alpha = math.exp(float(before["log_alpha"])), before["log_alpha"]
     critic_terms, actor_terms, alpha_terms, entropies, first_q = [], [], [], [], []
@@ -310,15 +336,15 @@ def discrete_sac_reference(agent: LiquidSACDiscrete, before: dict[str, nn.Module
         q_all, h_c = critics.step(o, h_c)  # (2 critics, 1, n_actions)
         with torch.no_grad():
             h_t = targets.step(o, h_t)[1]
-            log_pi_next = F.log_softmax(actor.step(o_next, h_a)[0][0], dim=-1)
-            q_next = targets.step(o_next, h_t)[0][:, 0].min(dim=0).values
+            log_pi_next = log_softmax_blocks(actor.step(o_next, h_a)[0][0])
+            q_next = targets.step(o_next, h_t)[0][:, 0].min(dim=0).values / len(sizes)
             value = (log_pi_next.exp() * (q_next - alpha * log_pi_next)).sum()
             target = w.rewards[b, t] + GAMMA * (0.0 if w.terminated[b, t] else value)
         valid = bool(w.valid[b, t])
-        taken = int(w.actions[b, t])
+        taken = taken_columns(b, t)
         critic_terms.append((((q_all[:, 0, taken] - target) ** 2).sum(), valid))
-        first_q.append((q_all[0, 0, taken].detach(), valid))
-        log_pi = F.log_softmax(logits[0], dim=-1)
+        first_q.append((q_all[0, 0, taken].mean().detach(), valid))
+        log_pi = log_softmax_blocks(logits[0])
         q_min = q_all.detach()[:, 0].min(dim=0).values
         actor_terms.append(((log_pi.exp() * (alpha * log_pi - q_min)).sum(), valid))
         entropy = -(log_pi.exp() * log_pi).sum().detach()
@@ -393,6 +419,16 @@ def test_actor_loss_judges_the_policy_from_each_critics_state_before_the_step(cl
 def test_entropy_coefficient_loss_equals_the_reference(cls, mode, monkeypatch):
     _, _, logs, reference = update_and_reference(cls, mode, monkeypatch)
     torch.testing.assert_close(logs["ent_coef_loss"], reference["ent_coef_loss"], **TIGHT)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_multi_discrete_losses_sum_over_the_dimensions_as_the_reference_does(mode, monkeypatch):
+    """MultiDiscrete([3, 2]) actions: two blocks of logits and Q-values, one target."""
+    agent, _, logs, reference = update_and_reference(LiquidSACDiscrete, mode, monkeypatch,
+                                                     action="multi_discrete")
+    assert agent.act_dim == 5 and agent.target_entropy == pytest.approx(0.5 * math.log(6))
+    for key in ("critic_loss", "actor_loss", "ent_coef_loss", "mean_q"):
+        torch.testing.assert_close(logs[key], reference[key], **TIGHT)
 
 
 @pytest.mark.parametrize(("cls", "mode"), AGENT_MODES)
