@@ -79,6 +79,10 @@ class Row:
     note: str = ""
     eval_episodes: int | None = None  # the first N of the protocol's reset seeds; None: all
     decimals: int = 1  # of the returns in reports (POPGym's lie in [-1, 1]: 3)
+    # A partially observed row's fully observed twin (e.g. "halfcheetah_sac" for
+    # "halfcheetah_p_sac"): the report adds what fraction of that row's peer return each
+    # system recovers at the same step.
+    full_obs_row: str | None = None
 
 
 # MuJoCo (the ``mujoco`` extra). velora reads the tuned-hyperparameter files of
@@ -89,11 +93,11 @@ MUJOCO_EVAL_EPISODES = 20
 
 
 def _mujoco_row(env: str, config: str, bar: float, note: str, *, ddpg: bool = False,
-                steps: int = 100_000) -> Row:
+                steps: int = 100_000, full_obs_row: str | None = None) -> Row:
     velora = System("velora_ddpg" if ddpg else "velora_sac", config=f"configs/mujoco/{config}")
     peer = {"sb3_td3": System("sb3_td3")} if ddpg else {"sb3_sac": System("sb3_sac")}
     return Row(env, steps, 10_000, bar, {"velora": velora, **peer}, note,
-               eval_episodes=MUJOCO_EVAL_EPISODES)
+               eval_episodes=MUJOCO_EVAL_EPISODES, full_obs_row=full_obs_row)
 
 
 MUJOCO_ROWS: dict[str, Row] = {
@@ -104,15 +108,20 @@ MUJOCO_ROWS: dict[str, Row] = {
     "walker2d_sac": _mujoco_row("Walker2d-v5", "walker2d.toml", 1000.0,
                                 "LiquidSAC stored state (configs/mujoco) vs SB3 SAC (defaults)"),
     "halfcheetah_p_sac": _mujoco_row("velora/HalfCheetah-P-v5", "halfcheetah_p.toml", 1500.0,
-                                     "positions only: LiquidSAC sequence mode vs SB3 SAC"),
+                                     "positions only: LiquidSAC sequence mode vs SB3 SAC",
+                                     full_obs_row="halfcheetah_sac"),
     "hopper_p_sac": _mujoco_row("velora/Hopper-P-v5", "hopper_p.toml", 500.0,
-                                "positions only: LiquidSAC sequence mode vs SB3 SAC"),
+                                "positions only: LiquidSAC sequence mode vs SB3 SAC",
+                                full_obs_row="hopper_sac"),
     "walker2d_p_sac": _mujoco_row("velora/Walker2d-P-v5", "walker2d_p.toml", 500.0,
-                                  "positions only: LiquidSAC sequence mode vs SB3 SAC"),
+                                  "positions only: LiquidSAC sequence mode vs SB3 SAC",
+                                  full_obs_row="walker2d_sac"),
     "halfcheetah_v_sac": _mujoco_row("velora/HalfCheetah-V-v5", "halfcheetah_v.toml", 1500.0,
-                                     "velocities only: LiquidSAC sequence mode vs SB3 SAC"),
+                                     "velocities only: LiquidSAC sequence mode vs SB3 SAC",
+                                     full_obs_row="halfcheetah_sac"),
     "hopper_v_sac": _mujoco_row("velora/Hopper-V-v5", "hopper_v.toml", 500.0,
-                                "velocities only: LiquidSAC sequence mode vs SB3 SAC"),
+                                "velocities only: LiquidSAC sequence mode vs SB3 SAC",
+                                full_obs_row="hopper_sac"),
     "halfcheetah_ddpg": _mujoco_row("HalfCheetah-v5", "halfcheetah.toml", 3000.0,
                                     "LiquidDDPG (configs/mujoco/halfcheetah.toml) vs SB3 TD3 "
                                     "(defaults)", ddpg=True),
@@ -438,7 +447,8 @@ def report(args: argparse.Namespace) -> str:
 
     from velora.evaluation import summarize
 
-    row = budget(args.row, getattr(args, "steps", None), None)
+    steps_arg = getattr(args, "steps", None)
+    row = budget(args.row, steps_arg, None)
     table = collect(args.row, args.threads, row.steps)
     episodes = "0..99" if row.eval_episodes is None else f"0..{row.eval_episodes - 1}"
     lines = [f"**{args.row}** — {row.env}, {row.steps:,} steps; {row.note}. Each trained policy "
@@ -459,11 +469,37 @@ def report(args: argparse.Namespace) -> str:
                          f"[{s.mean_ci[0]:.{d}f}, {s.mean_ci[1]:.{d}f}] | {s.iqm:.{d}f} "
                          f"[{s.iqm_ci[0]:.{d}f}, {s.iqm_ci[1]:.{d}f}] | {s.worst:.{d}f} | "
                          f"{100 * s.share_at_bar:.0f} % | {per_seed} |")
+    if row.full_obs_row is not None:
+        lines += ["", *full_observation_fractions(row, table, args.threads, steps_arg)]
     text = "\n".join(lines)
     print(text)
     if args.plot:
         plot(args.row, curves, args.plot)
     return text
+
+
+def full_observation_fractions(row: Row, table: dict[str, dict[int, dict[int, list[float]]]],
+                               threads: int, steps: int | None) -> list[str]:
+    """Lines saying what fraction of the fully observed row's peer mean return (its first
+    SB3 system, at the same step) each system of this partially observed row reaches."""
+    import numpy as np
+
+    assert row.full_obs_row is not None
+    full_row = budget(row.full_obs_row, steps, None)
+    peer = next(name for name in full_row.systems if name.startswith("sb3_"))
+    full = collect(row.full_obs_row, threads, full_row.steps).get(peer, {})
+    lines = [f"Fraction of {peer}'s mean return with the full observation "
+             f"(row {row.full_obs_row}, same step, same episodes):", ""]
+    for system in row.systems:
+        for step in sorted(set(table.get(system, {})) & set(full)):
+            mean = float(np.mean(list(table[system][step].values())))
+            full_mean = float(np.mean(list(full[step].values())))
+            lines.append(f"- {system} at {step:,}: {mean:.1f} / {full_mean:.1f} = "
+                         f"{100 * mean / full_mean:.0f} %")
+    if len(lines) == 2:
+        lines.append(f"- no step measured in both rows yet ({row.full_obs_row} has "
+                     f"{sorted(full) or 'no'} {peer} results)")
+    return lines
 
 
 def plot(row_name: str, curves: dict[str, list[tuple[int, Any]]], out: Path) -> None:

@@ -50,7 +50,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ORACLE = ["tests/test_losses.py", "tests/test_td3.py", "tests/test_buffers.py"]
-LOOP_ORACLE = ORACLE + ["tests/test_agents.py"]
+LOOP_ORACLE = [*ORACLE, "tests/test_agents.py"]
 
 # mutmut names a mutant ``<module>.x_<function>__mutmut_<n>`` or, for a method,
 # ``<module>.xǁ<Class>ǁ<method>__mutmut_<n>``.

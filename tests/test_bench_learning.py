@@ -97,6 +97,30 @@ def test_report_gives_the_protocols_figures_per_system_and_step(bench, capsys):
 
 
 # --------------------------------------------------------------------------- MuJoCo rows
+def test_a_partially_observed_row_reports_the_fraction_of_the_full_observation_return(bench):
+    pytest.importorskip("rliable")
+    bench.ROWS["tiny_p"] = bench.replace(bench.ROWS["tiny"], full_obs_row="tiny")
+    write(bench, [line("sb3_sac", k, 120, [400.0, 600.0]) for k in (0, 1)]
+          + [line("velora", 0, 120, [900.0, 900.0])])  # velora on the full row: not the peer
+    bench.results_path("tiny_p", 1).write_text("".join(
+        json.dumps({**line(s, k, step, r), "row": "tiny_p"}) + "\n"
+        for s, k, step, r in [("velora", 0, 60, [100.0, 100.0]), ("velora", 0, 120, [300.0, 500.0]),
+                              ("velora", 1, 120, [200.0, 200.0]), ("sb3_sac", 0, 120, [50.0, 50.0])]))
+    text = bench.report(argparse.Namespace(row="tiny_p", threads=1, plot=None))
+    assert "Fraction of sb3_sac's mean return with the full observation (row tiny" in text
+    assert "- velora at 120: 300.0 / 500.0 = 60 %" in text  # mean of seed means 400 and 200
+    assert "- sb3_sac at 120: 50.0 / 500.0 = 10 %" in text
+    assert "at 60:" not in text  # the full row has no step 60
+
+
+def test_every_partially_observed_mujoco_row_names_its_fully_observed_twin(bench):
+    twins = {name: row.full_obs_row for name, row in bench.ROWS.items()
+             if "_p_" in name or "_v_" in name}
+    assert twins == {"halfcheetah_p_sac": "halfcheetah_sac", "hopper_p_sac": "hopper_sac",
+                     "walker2d_p_sac": "walker2d_sac", "halfcheetah_v_sac": "halfcheetah_sac",
+                     "hopper_v_sac": "hopper_sac"}
+
+
 def test_a_row_can_evaluate_on_fewer_of_the_fixed_episodes(bench):
     bench.ROWS["tiny_few"] = bench.replace(bench.ROWS["tiny"], eval_episodes=2)
     bench.run_job("tiny_few", "velora", seed=0, threads=1)
