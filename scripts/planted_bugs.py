@@ -66,7 +66,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp) / "repo"
         shutil.copytree(ROOT, scratch, ignore=shutil.ignore_patterns(
-            ".git", ".venv", "__pycache__", "runs", "mutants", ".mutmut-cache"))
+            ".git", ".venv", "__pycache__", "runs", "mutants", ".mutmut-cache", ".mutation"))
         env = {**os.environ, "PYTHONPATH": str(scratch), "OMP_NUM_THREADS": "1"}
         for name, (file, old, new) in BUGS.items():
             path = scratch / file
