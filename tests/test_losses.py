@@ -479,7 +479,16 @@ def burn_in_networks(agent: OffPolicyAgent) -> dict[str, tuple[nn.Module, str]]:
 @pytest.mark.parametrize("mode", ["stored_state", "sequence"])
 def test_burn_in_refreshes_the_stored_states_without_gradient(cls, mode):
     agent = make_agent(cls, mode)
-    window = hand_window(agent)
+    # Sequence windows also with two training steps: the shortest that reads the targets' state.
+    windows = [hand_window(agent)]
+    if mode == "sequence":
+        windows.append(windows[0].slice(0, BURN_IN + 2))
+    for window in windows:
+        check_burn_in(cls, mode, agent, window)
+
+
+def check_burn_in(cls: type[OffPolicyAgent], mode: str, agent: OffPolicyAgent,
+                  window: Window) -> None:
     states = agent.burn_in_states(window)
     networks = burn_in_networks(agent)
     assert set(states) == set(networks)
@@ -544,6 +553,9 @@ def test_squashed_gaussian_is_tanh_of_a_reparameterised_normal_with_its_exact_lo
     mean_action, zero = squashed_gaussian(out, deterministic=True)
     torch.testing.assert_close(mean_action, torch.tanh(out[..., :3]), rtol=0, atol=0)
     assert zero.shape == (2, 4) and torch.count_nonzero(zero) == 0
+    # on the actions' device, whatever it is ("meta": shapes without data, as a GPU would be)
+    _, zero_meta = squashed_gaussian(out.to("meta"), deterministic=True)
+    assert zero_meta.device == torch.device("meta")
 
 
 # ----------------------------------------------------------------------------- targets
