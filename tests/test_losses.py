@@ -605,15 +605,21 @@ def stored(agent: OffPolicyAgent, name: str) -> np.ndarray:
     return getattr(buf, "_" + name)[: buf.steps_per_env]
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_sample_window_is_the_buffers_own_draw_laid_out_as_windows(mode):
-    agent = make_agent(LiquidSAC, mode, batch_size=5)
+# The three modes, and the edges between them: one burn-in step; sequence windows without.
+SAMPLING_CASES = [*((mode, None) for mode in MODES), ("stored_state", 1), ("sequence", 0)]
+
+
+@pytest.mark.parametrize(("mode", "burn_in"), SAMPLING_CASES)
+def test_sample_window_is_the_buffers_own_draw_laid_out_as_windows(mode, burn_in):
+    agent = make_agent(LiquidSAC, mode, batch_size=5,
+                       **({} if burn_in is None else {"burn_in": burn_in}))
     agent.learning_starts = 10**6
     agent.learn(20, log_dir=False)
     rng_state = agent.buffer._rng.bit_generator.state
     window = agent.sample_window()
     agent.buffer._rng.bit_generator.state = rng_state  # the same draw again, straight
-    if agent.burn_in_steps == 0:
+    k = agent.burn_in_steps
+    if k == 0 and mode != "sequence":
         a = agent.buffer.sample_arrays(5)
         expected = {"observations": a["observations"][:, None], "actions": a["actions"][:, None],
                     "rewards": a["rewards"][:, None],
@@ -623,12 +629,12 @@ def test_sample_window_is_the_buffers_own_draw_laid_out_as_windows(mode):
         assert window.resets is None and window.all_valid  # starts from the stored states
     else:
         length = SEQ_LEN if mode == "sequence" else 1
-        b = agent.buffer.sample_sequences(5, length, BURN_IN)
+        b = agent.buffer.sample_sequences(5, length, k)
         expected = {name: getattr(b, name).numpy() for name in (
             "observations", "actions", "rewards", "next_observations", "terminated", "valid",
             "resets")}
-        hiddens = {k: h.numpy() for k, h in b.hiddens.items()}
-        assert not window.all_valid and window.length == BURN_IN + length
+        hiddens = {name: h.numpy() for name, h in b.hiddens.items()}
+        assert not window.all_valid and window.length == k + length
     for name, value in expected.items():
         np.testing.assert_array_equal(getattr(window, name).numpy(), value, err_msg=name)
     assert set(window.hiddens) == set(hiddens) == {"actor", "critic"}

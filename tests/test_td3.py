@@ -36,9 +36,9 @@ from velora.agents.base import Window
 POLICY_NOISE, NOISE_CLIP = 0.3, 0.25
 
 
-def make_td3(mode: str, **kwargs: Any) -> LiquidTD3:
+def make_td3(mode: str, target_actor_bias: float | None = None, **kwargs: Any) -> LiquidTD3:
     """A small TD3 whose target networks differ from its online ones, so that reading the
-    wrong network shows."""
+    wrong network shows; ``target_actor_bias`` sets the target actor's output bias."""
     options: dict[str, Any] = {"n_neurons": 6, "critic_neurons": 5, "seq_len": SEQ_LEN,
                                "burn_in": 2, **MODES[mode], "history": "", "buffer_size": 64,
                                "batch_size": 2, "gamma": GAMMA, "tau": TAU, "seed": 0,
@@ -53,6 +53,8 @@ def make_td3(mode: str, **kwargs: Any) -> LiquidTD3:
         # The first online critic above the second: an actor loss that took the smaller of
         # the two (SAC's rule, not TD3's) would then differ from the reference.
         agent.critic.motor_bias[0] += 1.0
+        if target_actor_bias is not None:
+            agent.actor_target.motor.bias.fill_(target_actor_bias)
     return agent
 
 
@@ -134,6 +136,31 @@ def test_the_noise_clip_and_gamma_enter_the_target(mode, monkeypatch):
     assert not torch.allclose(unclipped["critic_loss"], reference["critic_loss"], rtol=1e-4)
     _, _, half, _ = update_and_reference(mode, monkeypatch, gamma=GAMMA / 2)
     assert not torch.allclose(logs["critic_loss"], half["critic_loss"], rtol=1e-3)
+
+
+@pytest.mark.parametrize("side", [1.0, -1.0])
+def test_smoothed_next_actions_are_clipped_to_the_action_bounds(side, monkeypatch):
+    """A target actor pushed against one bound (tanh ~ ±0.995): smoothing noise towards it
+    would leave [-1, 1] unless the next action is clipped, as the reference does."""
+    _, _, logs, reference = update_and_reference("sequence", monkeypatch,
+                                                 target_actor_bias=3.0 * side)
+    torch.testing.assert_close(logs["critic_loss"], reference["critic_loss"], **TIGHT)
+
+
+def test_the_twin_critics_are_one_seeded_ensemble_with_a_learned_output_scale():
+    from velora.models.lnn import LiquidNCPEnsemble
+
+    agent = make_td3("stored_state", seed=5, sparsity_level=0.3)
+    expected = LiquidNCPEnsemble(agent.obs_dim + agent.act_dim, agent.critic_neurons, 1,
+                                 n_members=2, sparsity_level=0.3, seed=6,
+                                 learned_output_scale=True)
+    assert isinstance(agent.critic, LiquidNCPEnsemble) and agent.critic.n_members == 2
+    assert agent.critic.output_log_scale is not None
+    built = LiquidTD3(CountingEnv(), seed=5, sparsity_level=0.3, critic_neurons=5)
+    for key, value in expected.state_dict().items():
+        torch.testing.assert_close(built.critic.state_dict()[key], value, rtol=0, atol=0)
+    assert all(p.device == torch.device("meta") for p in
+               LiquidTD3(CountingEnv(), critic_neurons=5, device="meta").critic.parameters())
 
 
 @pytest.mark.parametrize("mode", list(MODES))
