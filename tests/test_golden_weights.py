@@ -8,9 +8,9 @@ of ``agent.networks()`` and ``agent.optimizers()`` (and the entropy coefficient)
 little-endian float32, by sorted name with its shape, so the hashed bytes do not depend on
 the platform's byte order or on dict order.
 
-The same hashes came out with one torch thread and with torch's default thread count (two
-on the machine that recorded them): these small networks do not split their work across
-threads. They pin the arithmetic of an x86-64 CPU build of torch 2.13.0; a different
+The same hashes come out with one torch thread and with torch's default thread count (two
+here; tested): these small networks do not split their work across threads. They pin the
+arithmetic of an x86-64 CPU build of torch 2.13.0 on the CPUs recorded in ``GOLDEN``; another
 vector unit or torch version may round differently, and then every hash changes at once,
 while a behaviour change typically moves only the agents it touches.
 
@@ -37,14 +37,24 @@ RUN = {"n_neurons": 12, "critic_neurons": 12, "burn_in": 2, "buffer_size": 1000,
 MODE_RUN = {"stored_state": {"batch_size": 16}, "sequence": {"batch_size": 4, "seq_len": 4}}
 STEPS = 300
 
+# Per agent and replay mode, the digest on each CPU arithmetic recorded so far: an Intel Xeon
+# (the machine of the redesign, hashes taken before it) and an AMD EPYC (AVX2), where torch's
+# kernels round differently. Both were produced by the same code (the AMD ones by the commit
+# that landed with the Intel ones); a change of behaviour matches neither.
 GOLDEN = {
-    ("sac", "stored_state"): "78f93708fedc27a9",
-    ("sac", "sequence"): "0daf2fd1b8355f57",
-    ("sac_discrete", "stored_state"): "234923f425204d28",
-    ("sac_discrete", "sequence"): "76bf9ec6427ddf24",
-    ("ddpg", "stored_state"): "cca9dedecb2447b7",
-    ("ddpg", "sequence"): "f5a062da274d5a0f",
+    ("sac", "stored_state"): ("78f93708fedc27a9", "0e005ca9209e7c08"),
+    ("sac", "sequence"): ("0daf2fd1b8355f57", "4af2d8f257ec7563"),
+    ("sac_discrete", "stored_state"): ("234923f425204d28", "88c7f001be09893c"),
+    ("sac_discrete", "sequence"): ("76bf9ec6427ddf24", "0c7a8817e482d1b5"),
+    ("ddpg", "stored_state"): ("cca9dedecb2447b7", "f8e5620e706e27fc"),
+    ("ddpg", "sequence"): ("f5a062da274d5a0f", "18ba70092921bcaf"),
 }
+
+
+UNKNOWN_ARITHMETIC = (
+    "the weights match no recorded digest: either the behaviour changed, or this CPU rounds "
+    "differently from every machine recorded. To tell which, run this test at the last commit "
+    "that passed elsewhere: if it fails there too, add that commit's digests for this machine.")
 
 
 def weights_digest(agent: OffPolicyAgent) -> str:
@@ -80,7 +90,7 @@ def test_weights_after_a_seeded_run_are_unchanged(agent, replay):
     assert trained.num_timesteps == STEPS
     assert trained.num_updates == (STEPS - RUN["learning_starts"]) * (
         2 if replay == "sequence" else 1)  # gradient_steps' per-mode default
-    assert weights_digest(trained) == GOLDEN[agent, replay]
+    assert weights_digest(trained) in GOLDEN[agent, replay], UNKNOWN_ARITHMETIC
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: torch's default is one thread")
@@ -96,7 +106,7 @@ def test_torch_default_thread_count_gives_the_same_weights(replay):
 
     trained = golden_run("sac", replay, (RecordThreads(),), threads=os.cpu_count())
     assert threads_seen == {os.cpu_count()}
-    assert weights_digest(trained) == GOLDEN["sac", replay]
+    assert weights_digest(trained) in GOLDEN["sac", replay], UNKNOWN_ARITHMETIC
 
 
 def test_the_digest_sees_one_changed_weight():
