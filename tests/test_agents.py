@@ -634,20 +634,3 @@ def test_squashed_gaussian_log_prob_is_the_tanh_transformed_normal_density():
     det_action, det_log_prob = squashed_gaussian(out, deterministic=True)
     torch.testing.assert_close(det_action, torch.tanh(mean))
     assert torch.count_nonzero(det_log_prob) == 0
-
-
-@pytest.mark.parametrize("time", [1, 4])
-def test_states_before_each_step_shift_the_sequence_and_zero_at_resets(time):
-    from velora.agents.base import states_before_each_step
-
-    h0 = torch.randn(2, 3, 5)  # (members, batch, hidden)
-    h_seq = torch.randn(2, 3, time, 5)
-    resets = torch.zeros(3, time, dtype=torch.bool)
-    resets[1, time - 1] = True
-    before = states_before_each_step(h0, h_seq, resets)
-    assert before.shape == (2, 3, time, 5)
-    for t in range(time):
-        expected = h0 if t == 0 else h_seq[:, :, t - 1]
-        expected = expected * (~resets[:, t]).unsqueeze(-1)
-        torch.testing.assert_close(before[:, :, t], expected)
-    assert torch.count_nonzero(before[:, 1, time - 1]) == 0

@@ -788,3 +788,49 @@ def test_matches_reference_model(num_envs, cap_per_env, ops, seed):
         assert len(buf) == ref.size()
         assert buf.full == (len(ref.streams[0]) >= cap_per_env)
         assert buf.pos == len(ref.streams[0]) % cap_per_env
+
+
+# Time 1 (a shortcut inside), 2 and 4; a batch of one; ensemble (members, batch, ...) states
+# and a single network's (batch, ...) states; float64 states keep their dtype.
+@pytest.mark.parametrize(("time", "batch", "members", "dtype"), [
+    (1, 3, 2, torch.float32), (2, 3, 2, torch.float32), (4, 1, 2, torch.float32),
+    (4, 3, None, torch.float64)])
+def test_states_before_each_step_shift_the_sequence_and_zero_at_resets(time, batch, members,
+                                                                      dtype):
+    from velora.buffers import states_before_each_step
+
+    lead = () if members is None else (members,)
+    h0 = torch.randn(*lead, batch, 5, dtype=dtype)
+    h_seq = torch.randn(*lead, batch, time, 5, dtype=dtype)
+    resets = torch.zeros(batch, time, dtype=torch.bool)
+    resets[batch - 1, time - 1] = True
+    before = states_before_each_step(h0, h_seq, resets)
+    assert before.shape == (*lead, batch, time, 5) and before.dtype == dtype
+    for t in range(time):
+        expected = h0 if t == 0 else h_seq[..., t - 1, :]
+        expected = expected * (~resets[:, t]).unsqueeze(-1)
+        torch.testing.assert_close(before[..., t, :], expected, rtol=0, atol=0)
+    assert torch.count_nonzero(before[..., batch - 1, time - 1, :]) == 0
+    # without resets nothing is zeroed
+    torch.testing.assert_close(states_before_each_step(h0, h_seq, None)[..., 0, :], h0)
+
+
+
+def test_window_slice_and_masked_mean_on_a_hand_built_window():
+    from velora.buffers import Window
+
+    def field(*shape: int) -> torch.Tensor:
+        return torch.arange(float(np.prod(shape))).reshape(shape)
+
+    valid = torch.tensor([[True, False, False], [False, False, False]])
+    w = Window(field(2, 3, 1), field(2, 3, 1), field(2, 3), field(2, 3, 1),
+               torch.zeros(2, 3, dtype=torch.bool), None, valid, {"actor": field(2, 4)})
+    tail = w.slice(1)  # steps 1 and 2: the first step is gone
+    torch.testing.assert_close(tail.rewards, torch.tensor([[1.0, 2.0], [4.0, 5.0]]))
+    assert tail.hiddens is w.hiddens and w.slice(0) is w
+    # the mean of the valid steps only: one valid step is that step's value
+    assert float(w.masked_mean(field(2, 3) + 7.0)) == 7.0
+    none_valid = Window(*(getattr(w, f) for f in ("observations", "actions", "rewards",
+                                                  "next_observations", "terminated", "resets")),
+                        torch.zeros(2, 3, dtype=torch.bool), w.hiddens)
+    assert float(none_valid.masked_mean(field(2, 3) + 7.0)) == 0.0
