@@ -77,9 +77,8 @@ SCOPES = {"sac": SAC, "agents": AGENTS, "replay": REPLAY, "loop": LOOP,
 FILES = {"sac": ["velora/agents/sac.py"],
          "agents": ["velora/agents/*.py", "velora/buffers/window.py"],
          "replay": ["velora/buffers/replay.py"],
-         "loop": ["velora/loop.py"],
-         "all": ["velora/agents/*.py", "velora/buffers/window.py", "velora/buffers/replay.py",
-                 "velora/loop.py"]}
+         "loop": ["velora/loop.py"]}
+FILES["all"] = FILES["agents"] + FILES["replay"] + FILES["loop"]
 ORACLES = {"sac": ORACLE, "agents": ORACLE, "replay": ORACLE, "loop": LOOP_ORACLE,
            "all": LOOP_ORACLE}
 

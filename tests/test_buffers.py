@@ -815,7 +815,6 @@ def test_states_before_each_step_shift_the_sequence_and_zero_at_resets(time, bat
     torch.testing.assert_close(states_before_each_step(h0, h_seq, None)[..., 0, :], h0)
 
 
-
 def test_window_slice_and_masked_mean_on_a_hand_built_window():
     from velora.buffers import Window
 

@@ -150,15 +150,13 @@ def test_smoothed_next_actions_are_clipped_to_the_action_bounds(side, monkeypatc
 def test_the_twin_critics_are_one_seeded_ensemble_with_a_learned_output_scale():
     from velora.models.lnn import LiquidNCPEnsemble
 
-    agent = make_td3("stored_state", seed=5, sparsity_level=0.3)
-    expected = LiquidNCPEnsemble(agent.obs_dim + agent.act_dim, agent.critic_neurons, 1,
-                                 n_members=2, sparsity_level=0.3, seed=6,
-                                 learned_output_scale=True)
+    agent = LiquidTD3(CountingEnv(), seed=5, sparsity_level=0.3, critic_neurons=5)
+    expected = LiquidNCPEnsemble(agent.obs_dim + agent.act_dim, 5, 1, n_members=2,
+                                 sparsity_level=0.3, seed=6, learned_output_scale=True)
     assert isinstance(agent.critic, LiquidNCPEnsemble) and agent.critic.n_members == 2
     assert agent.critic.output_log_scale is not None
-    built = LiquidTD3(CountingEnv(), seed=5, sparsity_level=0.3, critic_neurons=5)
     for key, value in expected.state_dict().items():
-        torch.testing.assert_close(built.critic.state_dict()[key], value, rtol=0, atol=0)
+        torch.testing.assert_close(agent.critic.state_dict()[key], value, rtol=0, atol=0)
     assert all(p.device == torch.device("meta") for p in
                LiquidTD3(CountingEnv(), critic_neurons=5, device="meta").critic.parameters())
 
