@@ -11,8 +11,9 @@ what matters here and keeps the run short:
   ``velora/loop.py`` (``loop``), or all of them (``all``);
 * oracle: the unit tests that pin those functions, ``tests/test_losses.py``,
   ``tests/test_td3.py`` and ``tests/test_buffers.py``, and for the loop also
-  ``tests/test_agents.py`` (its tests step real envs for a few hundred steps) — no learning
-  runs. mutmut runs, for each mutant, only the oracle's tests that reach its function.
+  ``tests/test_agents.py`` and ``tests/test_loop.py`` (their tests step real envs for a few
+  hundred steps) — no learning runs. mutmut runs, for each mutant, only the oracle's tests
+  that reach its function.
 
 Setup, once (a separate venv keeps mutmut's dependencies out of the project's; the pinned
 CPU torch installs from the local wheel cache — an unpinned one would pull CUDA)::
@@ -50,7 +51,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ORACLE = ["tests/test_losses.py", "tests/test_td3.py", "tests/test_buffers.py"]
-LOOP_ORACLE = [*ORACLE, "tests/test_agents.py"]
+LOOP_ORACLE = [*ORACLE, "tests/test_agents.py", "tests/test_loop.py"]
 
 # mutmut names a mutant ``<module>.x_<function>__mutmut_<n>`` or, for a method,
 # ``<module>.xǁ<Class>ǁ<method>__mutmut_<n>``.
@@ -69,7 +70,7 @@ WINDOW = [f"velora.buffers.window.x_{f}__*" for f in ("merge_time", "states_befo
     f"velora.buffers.window.xǁWindowǁ{m}__*" for m in ("slice", "masked_mean")]
 REPLAY = [f"velora.buffers.replay.xǁReplayBufferǁ{m}__*"
           for m in ("_take", "sample", "sample_arrays", "sample_sequences")]
-LOOP = [f"velora.loop.x_{f}__*" for f in ("learn", "check_step", "finish_episode")]
+LOOP = [f"velora.loop.x_{f}__*" for f in ("learn", "reset_envs", "check_step", "finish_episode")]
 AGENTS = SAC + DDPG + TD3 + SAC_DISCRETE + BASE + WINDOW
 SCOPES = {"sac": SAC, "agents": AGENTS, "replay": REPLAY, "loop": LOOP,
           "all": AGENTS + REPLAY + LOOP}
@@ -88,18 +89,26 @@ only_mutate =
 {files}
 pytest_add_cli_args_test_selection =
 {oracle}
+# tests/test_agents.py loads scripts/example_subclass.py
+also_copy =
+    scripts
 pytest_add_cli_args =
     -p
     no:cacheprovider
 # torch is not fork-safe once it has run: fork the workers from a clean server process
 process_isolation = forkserver
+# A mutant whose tests take 4x their normal CPU time is a hang (e.g. a loop that never
+# reaches its step target) and counts as detected; mutmut's default waits 30x, which is a
+# quarter of an hour for the loop's tests.
+timeout_multiplier = 2.0
 """
 
 
 def sync(workdir: Path, scope: str) -> None:
-    """Copy the sources and tests into ``workdir``, leaving unchanged files untouched (so
-    mutmut keeps their mutants and verdicts)."""
-    for folder in ("velora", "tests"):
+    """Copy the sources, tests and scripts (some tests load an example script) into
+    ``workdir``, leaving unchanged files untouched (so mutmut keeps their mutants and
+    verdicts)."""
+    for folder in ("velora", "tests", "scripts"):
         for src in (ROOT / folder).rglob("*"):
             if "__pycache__" in src.parts or src.is_dir():
                 continue

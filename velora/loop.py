@@ -49,7 +49,7 @@ def learn(agent: OffPolicyAgent, total_steps: int, *, callbacks: Iterable[Any] =
     n = agent.num_envs
     obs_shape = (n, *agent.observation_space.shape)
     if agent._last_obs is None:
-        obs, _ = agent.env.reset(seed=agent.seed)
+        obs = reset_envs(agent, seed=agent.seed)
         check_step(agent, "observation", np.asarray(obs, dtype=np.float64), obs_shape)
         agent._last_obs = np.asarray(obs)
         agent._last_hidden = agent.initial_hidden(n)
@@ -102,7 +102,7 @@ def learn(agent: OffPolicyAgent, total_steps: int, *, callbacks: Iterable[Any] =
                 if not resets_itself(agent.env):
                     # NEXT_STEP / DISABLED vector envs: reset the finished envs now, so the
                     # next step is a real one (NEXT_STEP would otherwise spend it resetting).
-                    next_obs, _ = agent.env.reset(options={"reset_mask": np.asarray(done, bool)})
+                    next_obs = reset_envs(agent, options={"reset_mask": np.asarray(done, bool)})
                     check_step(agent, "observation", np.asarray(next_obs, dtype=np.float64),
                                obs_shape)
                 keep = torch.as_tensor(~done, device=agent.device).unsqueeze(1).float()
@@ -134,6 +134,18 @@ def learn(agent: OffPolicyAgent, total_steps: int, *, callbacks: Iterable[Any] =
         if agent.logger is not None:
             agent.logger.close()  # flushed and closed: no file handle outlives learn()
     return agent
+
+
+def reset_envs(agent: OffPolicyAgent, **kwargs: Any) -> Any:
+    """``agent.env.reset(**kwargs)``'s observations; ``ValueError`` naming the step and the
+    observation space when the vector env cannot stack what an env's ``reset`` returned."""
+    try:
+        obs, _ = agent.env.reset(**kwargs)
+    except (ValueError, TypeError) as err:  # the vector env rejects misfit obs
+        raise ValueError(
+            f"step {agent.num_timesteps}: resetting the env failed: {err} (does every "
+            f"observation fit observation_space {agent.observation_space}?)") from err
+    return obs
 
 
 def check_step(agent: OffPolicyAgent, name: str, value: np.ndarray,
