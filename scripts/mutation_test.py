@@ -97,10 +97,11 @@ pytest_add_cli_args =
     no:cacheprovider
 # torch is not fork-safe once it has run: fork the workers from a clean server process
 process_isolation = forkserver
-# A mutant whose tests take 4x their normal CPU time is a hang (e.g. a loop that never
-# reaches its step target) and counts as detected; mutmut's default waits 30x, which is a
-# quarter of an hour for the loop's tests.
+# A mutant whose tests take 4x (their normal CPU time + 10 s for importing torch and
+# collecting the tests) is a hang (e.g. a loop that never reaches its step target) and counts
+# as detected; mutmut's default (30x, + 1 s) waits a quarter of an hour for the loop's tests.
 timeout_multiplier = 2.0
+timeout_constant = 10.0
 """
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 
 import gymnasium as gym
@@ -289,6 +290,22 @@ def test_window_never_crosses_write_position():
     assert firsts == set(range(16, 23))  # starts uniform over every stored step
 
 
+
+@pytest.mark.parametrize("num_envs", [1, 2])
+def test_each_window_starts_at_the_stored_row_its_draw_names(num_envs):
+    # Draw k of ``integers(0, steps * num_envs)`` names storage row k // num_envs of env
+    # k % num_envs: the window starts there, in a wrapped ring too (so the sampling is
+    # reproducible from the buffer's seed and uniform over what is stored).
+    buf = make_buffer(capacity=7 * num_envs, num_envs=num_envs, seed=9)
+    fill(buf, 11)  # wrapped: write position at row 4
+    twin = np.random.Generator(type(buf._rng.bit_generator)())
+    twin.bit_generator.state = buf._rng.bit_generator.state
+    draws = twin.integers(0, 7 * num_envs, size=50)
+    seq = buf.sample_sequences(50, seq_len=2)
+    env, step = ids(seq.observations)
+    np.testing.assert_array_equal(env[:, 0], draws % num_envs)
+    np.testing.assert_array_equal(step[:, 0], buf._obs[draws // num_envs, draws % num_envs, 1])
+
 def test_padding_past_newest_step():
     buf = make_buffer(capacity=10, num_envs=2, seed=6)
     fill(buf, 4, ends_at=lambda e, s: "trunc" if s == 3 else "none")
@@ -486,16 +503,18 @@ def test_bad_multi_discrete_action_raises_and_leaves_buffer_unchanged(action, ma
 
 def test_sampling_argument_errors():
     buf = make_buffer(capacity=8, num_envs=2)
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match=r"^cannot sample from an empty replay buffer \(size=0\); "
+                                         r"add steps first$"):
         buf.sample(4)
     with pytest.raises(ValueError, match="stored so far"):
         buf.sample_sequences(4, 1)
     fill(buf, 3)
     snap = snapshot(buf)
     for bad in (0, -1, 2.0, True):
-        with pytest.raises(ValueError, match="batch_size"):
+        message = "^" + re.escape(f"batch_size must be a positive integer, got {bad!r}") + "$"
+        with pytest.raises(ValueError, match=message):
             buf.sample(bad)
-        with pytest.raises(ValueError, match="batch_size"):
+        with pytest.raises(ValueError, match=message):
             buf.sample_sequences(bad, 1)
     with pytest.raises(ValueError, match="seq_len must be a positive integer, got 0"):
         buf.sample_sequences(4, 0)

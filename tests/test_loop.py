@@ -283,3 +283,10 @@ def test_a_non_finite_observation_from_a_reset_between_episodes_is_named():
     with pytest.raises(ValueError, match=r"^step 3: the env returned a non-finite observation "
                                          r"\(nan or inf\) for env 0$"):
         LiquidSAC(env, **SMALL).learn(20, log_dir=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_loop_keeps_every_recurrent_state_on_the_agents_device():  # pragma: no cover
+    agent = LiquidSAC(two_envs(), **SMALL, device="cuda")
+    agent.learn(30, log_dir=False)  # episodes end at steps 6, 10, ...: states zeroed on cuda
+    assert all(h.is_cuda for h in agent._last_hidden.values())
