@@ -290,7 +290,6 @@ def test_window_never_crosses_write_position():
     assert firsts == set(range(16, 23))  # starts uniform over every stored step
 
 
-
 @pytest.mark.parametrize("num_envs", [1, 2])
 def test_each_window_starts_at_the_stored_row_its_draw_names(num_envs):
     # Draw k of ``integers(0, steps * num_envs)`` names storage row k // num_envs of env
@@ -305,6 +304,7 @@ def test_each_window_starts_at_the_stored_row_its_draw_names(num_envs):
     env, step = ids(seq.observations)
     np.testing.assert_array_equal(env[:, 0], draws % num_envs)
     np.testing.assert_array_equal(step[:, 0], buf._obs[draws // num_envs, draws % num_envs, 1])
+
 
 def test_padding_past_newest_step():
     buf = make_buffer(capacity=10, num_envs=2, seed=6)
