@@ -7,6 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+# Hyperparameters of an agent small enough to train for a few hundred steps in a test.
+SMALL = {"n_neurons": 6, "critic_neurons": 6, "batch_size": 8, "buffer_size": 500,
+         "learning_starts": 20}
+
 
 class CountingEnv(gym.Env):
     """Episodes of ``length`` steps; the observation is ``[t, marker, episode]`` where ``t`` is

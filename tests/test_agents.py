@@ -8,13 +8,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import CountingEnv
+from conftest import SMALL, CountingEnv
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete
-
-SMALL = {"n_neurons": 6, "critic_neurons": 6, "batch_size": 8, "buffer_size": 500,
-         "learning_starts": 20}
 
 
 def stored(agent, name: str) -> np.ndarray:

@@ -10,16 +10,13 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
-from conftest import CountingEnv
+from conftest import SMALL, CountingEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import velora.loop
 from velora.agents import LiquidSAC
 from velora.callbacks import Callback
-
-SMALL = {"n_neurons": 6, "critic_neurons": 6, "batch_size": 8, "buffer_size": 500,
-         "learning_starts": 20}
 
 
 class ScoredEnv(CountingEnv):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SMALL
 from gymnasium.spaces import Box, Dict, Discrete, MultiBinary, MultiDiscrete, Tuple
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import batch_space, iterate
@@ -20,9 +21,6 @@ from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete, load_agent
 from velora.agents.base import merge_time
 from velora.envs import AppendHistory, with_history
 from velora.spaces import EncodeObservation, EncodeVectorObservation, SpaceEncoder
-
-SMALL = {"n_neurons": 6, "critic_neurons": 6, "batch_size": 8, "buffer_size": 500,
-         "learning_starts": 20}
 
 
 def stored(agent, name: str) -> np.ndarray:

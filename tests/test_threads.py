@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL
 
 from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete
 from velora.threads import (
@@ -118,12 +119,11 @@ class RecordingSAC(LiquidSAC):
         return super().update(window)
 
 
-SMALL = {"n_neurons": 6, "critic_neurons": 6, "batch_size": 8, "buffer_size": 500,
-         "learning_starts": 20, "seed": 0}
+SEEDED_SMALL = {**SMALL, "seed": 0}
 
 
 def test_learn_runs_tiny_circuits_on_one_thread_and_gives_torchs_count_back():
-    agent = RecordingSAC("Pendulum-v1", **SMALL)
+    agent = RecordingSAC("Pendulum-v1", **SEEDED_SMALL)
     torch.set_num_threads(3)
     agent.learn(40, log_dir=False, progress_bar=False)
     assert agent.seen == {"act": {1}, "update": {1}}
@@ -131,7 +131,7 @@ def test_learn_runs_tiny_circuits_on_one_thread_and_gives_torchs_count_back():
 
 
 def test_predict_and_evaluate_run_on_one_thread_and_give_torchs_count_back():
-    agent = RecordingSAC("Pendulum-v1", **SMALL)
+    agent = RecordingSAC("Pendulum-v1", **SEEDED_SMALL)
     torch.set_num_threads(3)
     agent.predict(np.zeros(3, np.float32), deterministic=True)
     assert torch.get_num_threads() == 3
@@ -141,7 +141,7 @@ def test_predict_and_evaluate_run_on_one_thread_and_give_torchs_count_back():
 
 
 def test_learn_gives_torchs_count_back_when_it_raises():
-    agent = RecordingSAC("Pendulum-v1", **SMALL)
+    agent = RecordingSAC("Pendulum-v1", **SEEDED_SMALL)
     torch.set_num_threads(3)
     with pytest.raises(ValueError, match="non-finite"):
         agent.predict(np.full(3, np.nan, np.float32))
@@ -157,7 +157,7 @@ def test_learn_gives_torchs_count_back_when_it_raises():
 
 
 def test_a_users_threads_argument_wins_and_is_saved(tmp_path):
-    agent = RecordingSAC("Pendulum-v1", threads=2, **SMALL)
+    agent = RecordingSAC("Pendulum-v1", threads=2, **SEEDED_SMALL)
     torch.set_num_threads(1)
     agent.learn(40, log_dir=False, progress_bar=False)
     assert agent.seen == {"act": {2}, "update": {2}}
@@ -168,7 +168,8 @@ def test_a_users_threads_argument_wins_and_is_saved(tmp_path):
 
 
 def test_a_large_circuit_keeps_torchs_setting():
-    agent = RecordingSAC("Pendulum-v1", **{**SMALL, "critic_neurons": SMALL_CIRCUIT_NEURONS + 1})
+    agent = RecordingSAC("Pendulum-v1",
+                         **{**SEEDED_SMALL, "critic_neurons": SMALL_CIRCUIT_NEURONS + 1})
     torch.set_num_threads(2)
     agent.learn(21, log_dir=False, progress_bar=False)  # one update at 513 critic neurons
     assert agent.seen == {"act": {2}, "update": {2}}
@@ -179,4 +180,4 @@ def test_a_large_circuit_keeps_torchs_setting():
 def test_every_agent_refuses_a_bad_threads_argument(cls, bad):
     env = "CartPole-v1" if cls is LiquidSACDiscrete else "Pendulum-v1"
     with pytest.raises(ValueError, match=f"threads must be a positive integer or None.*got {bad!r}"):
-        cls(env, threads=bad, **SMALL)
+        cls(env, threads=bad, **SEEDED_SMALL)
