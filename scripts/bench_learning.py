@@ -161,6 +161,18 @@ ROWS: dict[str, Row] = {
         {"velora": System("velora_sac_discrete"),
          "sb3_dqn": System("sb3_dqn", DQN_CARTPOLE)},
         "LiquidSACDiscrete (defaults) vs SB3 DQN (RL-Zoo settings)"),
+    # Learning with vector envs at one update per env step (issue 19 item 3): n envs step
+    # together and each vector step is followed by n updates. "velora" is pendulum_sac's own
+    # system (one env); async envs run the same maths as sync ones.
+    "pendulum_sac_vector": Row(
+        "Pendulum-v1", 10_000, 2_500, -200.0,
+        {"velora": System("velora_sac"),
+         **{f"velora_envs{n}": System("velora_sac", {"num_envs": n, "gradient_steps": n})
+            for n in (2, 4, 8)},
+         "velora_envs4_async": System("velora_sac", {"num_envs": 4, "gradient_steps": 4,
+                                                     "vectorization": "async"})},
+        "LiquidSAC stored state (defaults) with num_envs 1, 2, 4, 8 and gradient_steps = "
+        "num_envs (one update per env step)"),
     **MUJOCO_ROWS,
     # A smoke figure, not a result: one seed, 10k steps, 5 episodes. velora starts learning
     # at 1,000 steps here (the config's 10,000 would leave no update in 10k), SB3 at its 100.

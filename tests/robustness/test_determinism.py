@@ -37,3 +37,14 @@ def test_different_seeds_differ():
     a = LiquidSAC("Pendulum-v1", **SMALL, seed=1).learn(210, log_dir=False)
     b = LiquidSAC("Pendulum-v1", **SMALL, seed=2).learn(210, log_dir=False)
     assert not np.allclose(a.episode_returns, b.episode_returns)
+
+
+@pytest.mark.parametrize(("cls", "env"), [(LiquidSAC, "Pendulum-v1"),
+                                          (LiquidSACDiscrete, "CartPole-v1")])
+def test_async_vector_envs_learn_exactly_what_sync_ones_learn(cls, env):
+    # The envs run in subprocesses, but each is seeded and stepped as in-process ones are:
+    # the same episodes, the same transitions, the same weights.
+    sync = run(cls, env, num_envs=2, vectorization="sync")
+    in_subprocesses = run(cls, env, num_envs=2, vectorization="async")
+    assert sync[0] == in_subprocesses[0] and len(sync[0]) >= 2
+    assert all(torch.equal(a, b) for a, b in zip(sync[1], in_subprocesses[1], strict=True))
