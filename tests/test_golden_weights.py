@@ -19,6 +19,7 @@ Do not re-record the file to make this test pass after a refactor: find what cha
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -71,10 +72,12 @@ def largest_difference(actual: dict[str, np.ndarray], expected: dict[str, np.nda
     return worst, where
 
 
-def recorded(case: tuple[str, str]) -> dict[str, np.ndarray]:
+def difference_from_recorded(agent: OffPolicyAgent, case: tuple[str, str]) -> tuple[float, str]:
+    """:func:`largest_difference` between ``agent``'s tensors and the recorded run of ``case``."""
     prefix = "/".join(case) + "/"
     with np.load(REFERENCE) as data:
-        return {name: data[name] for name in data.files if name.startswith(prefix)}
+        recorded = {name: data[name] for name in data.files if name.startswith(prefix)}
+    return largest_difference(learned_tensors(agent, case), recorded)
 
 
 def golden_run(agent: str, replay: str, callbacks: tuple[Callback, ...] = (),
@@ -85,14 +88,20 @@ def golden_run(agent: str, replay: str, callbacks: tuple[Callback, ...] = (),
     return trained
 
 
+@functools.cache
+def one_thread_run(agent: str, replay: str) -> OffPolicyAgent:
+    """``golden_run`` with its defaults (one thread: velora's rule for circuits this small),
+    trained once per module and only read by the tests that share it."""
+    return golden_run(agent, replay)
+
+
 @pytest.mark.parametrize("agent,replay", CASES)
 def test_weights_after_a_seeded_run_are_unchanged(agent, replay):
-    trained = golden_run(agent, replay)
+    trained = one_thread_run(agent, replay)
     assert trained.num_timesteps == STEPS
     assert trained.num_updates == (STEPS - RUN["learning_starts"]) * (
         2 if replay == "sequence" else 1)  # gradient_steps' per-mode default
-    difference, where = largest_difference(learned_tensors(trained, (agent, replay)),
-                                           recorded((agent, replay)))
+    difference, where = difference_from_recorded(trained, (agent, replay))
     assert difference <= ROUNDING, (
         f"{where} differs from the recorded run by {difference:.3g}, more than CPU rounding "
         f"({ROUNDING:g}): the behaviour changed")
@@ -101,8 +110,7 @@ def test_weights_after_a_seeded_run_are_unchanged(agent, replay):
 def test_the_comparison_sees_a_small_change_of_behaviour():
     # tau 0.005 -> 0.00501: one Polyak coefficient 0.2 % off, in the least sensitive case.
     trained = golden_run("sac", "stored_state", tau=0.00501)
-    difference, _ = largest_difference(learned_tensors(trained, ("sac", "stored_state")),
-                                       recorded(("sac", "stored_state")))
+    difference, _ = difference_from_recorded(trained, ("sac", "stored_state"))
     assert difference > 10 * ROUNDING
 
 
@@ -119,9 +127,8 @@ def test_torch_default_thread_count_gives_the_same_weights(replay):
 
     on_all_threads = golden_run("sac", replay, (RecordThreads(),), threads=os.cpu_count())
     assert threads_seen == {os.cpu_count()}
-    on_one_thread = golden_run("sac", replay, threads=1)
     case = ("sac", replay)
-    expected = learned_tensors(on_one_thread, case)
+    expected = learned_tensors(one_thread_run(*case), case)
     for name, value in learned_tensors(on_all_threads, case).items():
         np.testing.assert_array_equal(value, expected[name], err_msg=name)
 
