@@ -21,6 +21,7 @@ from torch import nn
 from velora.models.lnn._numpy import cached_numpy_views, cfc_update_numpy
 from velora.models.lnn.cell import cfc_update
 from velora.models.lnn.ncp import _check_features
+from velora.models.lnn.recurrence import cfc_recurrence
 from velora.models.lnn.sparse import MaskedWeights, connection_mask, init_masked_
 from velora.wiring import Wiring
 
@@ -203,17 +204,12 @@ class LiquidNCPEnsemble(MaskedWeights):
         # Rows in time-major order, so each step's projection is one contiguous-rowed slice.
         x_rows = x[:, 0] if time == 1 else x.transpose(0, 1).reshape(time * batch, -1)
         x_proj = self._project(x_rows.t()).view(k, -1, time, batch)
-        w_rec = self.recurrent_weight
-        keep = None if resets is None else (~resets.bool()).to(x.dtype).t().unbind(0)
-        # One step: a view (a time axis to unbind would cost a stack in the backward pass).
-        x_steps = (x_proj.view(k, -1, batch),) if time == 1 else x_proj.unbind(2)
-        states = []
-        for t, x_t in enumerate(x_steps):
-            if keep is not None:
-                h_t = h_t * keep[t]
-            h_t = self._cell(x_t, h_t, w_rec)
-            states.append(h_t)
-        h_all = states[0].unsqueeze(2) if time == 1 else torch.stack(states, dim=2)  # (k, H, T, B)
+        keep = None if resets is None else (~resets.bool()).to(x.dtype).t()  # (T, B)
+        if time == 1:  # one step: the cell itself, without a sequence's bookkeeping
+            h_t = h_t if keep is None else h_t * keep[0]
+            h_all = self._cell(x_proj.view(k, -1, batch), h_t, self.recurrent_weight).unsqueeze(2)
+        else:  # the reference update step by step, backpropagated through time in one node
+            h_all = cfc_recurrence(x_proj, h_t, self.recurrent_weight, keep)  # (k, H, T, B)
         y = self._motor(h_all.view(k, self.hidden_size, time * batch)).view(k, -1, time, batch)
         return y.permute(0, 3, 2, 1), h_all.permute(0, 3, 2, 1)
 

@@ -8,6 +8,7 @@ from torch import nn
 
 from velora.models.lnn._numpy import cached_numpy_views, cfc_update_numpy
 from velora.models.lnn.cell import NCPLiquidCell, as_elapsed_time
+from velora.models.lnn.recurrence import cfc_recurrence
 from velora.models.lnn.sparse import SparseLinear
 from velora.wiring import Wiring
 
@@ -185,6 +186,14 @@ class LiquidNCPNetwork(_NCPBase):
         # Input-side work for every step at once; only the recurrence stays in the loop.
         recurrent_weight = self.command.recurrent_weight
         x_proj = self.command.project_input(torch.tanh(self.inter(x)))
+        if time > 1 and isinstance(elapsed, float) and elapsed == 1.0:
+            # unit time steps: the recurrence backpropagated through time in one autograd
+            # node (velora.models.lnn.recurrence), in its feature-major layout
+            h_all = cfc_recurrence(x_proj.permute(2, 1, 0).unsqueeze(0), h.t().unsqueeze(0),
+                                   recurrent_weight.unsqueeze(0),
+                                   None if keep is None else keep.squeeze(-1).t())
+            h_seq = h_all[0].permute(2, 1, 0)  # (batch, time, hidden)
+            return self.readout(h_seq), h_seq
         # unbind, not x_proj[:, t]: indexing one step at a time would make autograd build a
         # zero tensor of the whole sequence for every step's gradient (quadratic in time).
         x_steps = (x_proj.squeeze(1),) if time == 1 else x_proj.unbind(1)
