@@ -133,6 +133,25 @@ ROWS: dict[str, Row] = {
         {"velora": System("velora_sac"),
          "sb3_sac": System("sb3_sac", {"learning_rate": 1e-3})},
         "LiquidSAC stored state (defaults) vs SB3 SAC (lr 1e-3, other defaults)"),
+    # What was tried against pendulum_sac's remaining gap (issue 15): velora's defaults with
+    # one or more hyperparameters changed, 5 seeds each, at the row's 10k steps. The peer
+    # figure is pendulum_sac's SB3 SAC (same script, same episodes).
+    "pendulum_sac_variants": Row(
+        "Pendulum-v1", 10_000, 10_000, -200.0,
+        {name: System("velora_sac", kwargs) for name, kwargs in (
+            ("tau_0.01", {"tau": 0.01}),
+            ("target_entropy_-2", {"target_entropy": -2.0}),
+            ("critic_lr_2e-3", {"critic_lr": 2e-3}),
+            ("init_alpha_0.5", {"init_alpha": 0.5}),
+            ("burn_in_16", {"burn_in": 16}),
+            ("n_neurons_24", {"n_neurons": 24}),
+            ("critic_neurons_64", {"critic_neurons": 64}),
+            ("n_neurons_24+target_entropy_-2", {"n_neurons": 24, "target_entropy": -2.0}),
+            ("n_neurons_24+tau_0.01", {"n_neurons": 24, "tau": 0.01}),
+            ("n_neurons_24+target_entropy_-2+tau_0.01",
+             {"n_neurons": 24, "target_entropy": -2.0, "tau": 0.01}))},
+        "LiquidSAC stored state, the defaults with the named changes (pendulum_sac's SB3 SAC is "
+        "the peer)"),
     "pendulum_novel": Row(
         "velora/PendulumNoVel-v1", 30_000, 10_000, -200.0,
         {"velora": System("velora_sac", {"replay": "sequence"}),
