@@ -509,6 +509,69 @@ def report(args: argparse.Namespace) -> str:
     return text
 
 
+# The issue's POPGym goals: velora's mean return above RecurrentPPO's on every task, and at least
+# POPGYM_MEMORY_MARGIN above the memoryless floor's on the tasks that need memory; both judged on
+# POPGYM_SEEDS seeds per system at the row's budget.
+POPGYM_SEEDS = 3
+POPGYM_MEMORY_MARGIN = 0.2
+POPGYM_MEMORY_TASKS = tuple(t for t in POPGYM_TASKS if t.startswith(("Repeat", "CountRecall",
+                                                                     "Autoencode"))
+                            or "PositionOnly" in t)
+
+
+def popgym_summary(threads: int = 1) -> str:
+    """The POPGym table: per task, each system's mean return over every episode of the seeds
+    complete at the row's budget, with its 95 % bootstrap interval and seed count, and whether
+    the issue's two goals are met (judged only once every system has ``POPGYM_SEEDS`` seeds)."""
+    import numpy as np
+
+    from velora.evaluation import summarize
+
+    systems = ("velora", "sb3_recurrent_ppo", "sb3_ppo")
+    lines = ["| task | " + " | ".join(systems) + " | velora > RecurrentPPO | "
+             f"velora ≥ PPO + {POPGYM_MEMORY_MARGIN:g} (memory tasks) |",
+             "|---|---|---|---|---|---|"]
+    counts = {"measured": 0, "above_rppo": 0, "memory": 0, "above_floor": 0}
+    for task in POPGYM_TASKS:
+        name = f"popgym_{task}"
+        row = ROWS[name]
+        finals = {s: collect(name, threads, row.steps).get(s, {}).get(row.steps, {})
+                  for s in systems}
+        cells, means = [], {}
+        for system in systems:
+            by_seed = finals[system]
+            if not by_seed:
+                cells.append("not run")
+                continue
+            s = summarize(np.array([by_seed[k] for k in sorted(by_seed)]), row.bar)
+            means[system] = s.mean
+            seeds = f"{len(by_seed)} seed" + ("s" if len(by_seed) > 1 else "")
+            cells.append(f"{s.mean:.3f} [{s.mean_ci[0]:.3f}, {s.mean_ci[1]:.3f}] ({seeds})")
+        complete = all(len(finals[s]) >= POPGYM_SEEDS for s in systems)
+        if complete:
+            counts["measured"] += 1
+            lead = means["velora"] - means["sb3_recurrent_ppo"]
+            counts["above_rppo"] += lead > 0
+            goal_rppo = f"{'yes' if lead > 0 else '**no**'} ({lead:+.3f})"
+            if task in POPGYM_MEMORY_TASKS:
+                margin = means["velora"] - means["sb3_ppo"]
+                counts["memory"] += 1
+                counts["above_floor"] += margin >= POPGYM_MEMORY_MARGIN
+                goal_floor = f"{'yes' if margin >= POPGYM_MEMORY_MARGIN else '**no**'} " \
+                             f"({margin:+.3f})"
+            else:
+                goal_floor = "no memory goal"
+        else:
+            goal_rppo = goal_floor = f"pending ({POPGYM_SEEDS} seeds each)"
+        lines.append(f"| {task} | " + " | ".join(cells) + f" | {goal_rppo} | {goal_floor} |")
+    lines += ["", f"{counts['measured']} of {len(POPGYM_TASKS)} tasks measured on "
+              f"{POPGYM_SEEDS} seeds per system; velora above RecurrentPPO on "
+              f"{counts['above_rppo']} of them, and at least {POPGYM_MEMORY_MARGIN:g} above the "
+              f"memoryless floor on {counts['above_floor']} of the {counts['memory']} memory "
+              "tasks among them."]
+    return "\n".join(lines)
+
+
 def full_observation_fractions(row: Row, table: dict[str, dict[int, dict[int, list[float]]]],
                                threads: int, steps: int | None) -> list[str]:
     """Lines saying what fraction of the fully observed row's peer mean return (its first
@@ -558,6 +621,15 @@ def plot(row_name: str, curves: dict[str, list[tuple[int, Any]]], out: Path) -> 
     print("wrote", out)
 
 
+def bench_common() -> Any:
+    """``scripts/bench/_common.py``, the benchmark scripts' shared helpers."""
+    if str(REPO_ROOT / "scripts" / "bench") not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT / "scripts" / "bench"))
+    import _common
+
+    return _common
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_job":  # a worker process started by `run`
@@ -583,12 +655,23 @@ def main(argv: list[str] | None = None) -> None:
     p_rep.add_argument("--threads", type=int, default=1)
     p_rep.add_argument("--steps", type=int, default=None, help="the budget a run used (--steps)")
     p_rep.add_argument("--plot", type=Path, default=None)
+    p_sum = sub.add_parser("summary", help="the POPGym table: every task at its budget, and the "
+                           "issue's goals")
+    p_sum.add_argument("suite", choices=["popgym"])
+    p_sum.add_argument("--threads", type=int, default=1)
+    p_sum.add_argument("--docs", type=Path, default=None, help="also write it between the "
+                       "<!-- popgym-summary:start/end --> markers of this file")
     sub.add_parser("list", help="the rows")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args)
     elif args.command == "report":
         report(args)
+    elif args.command == "summary":
+        text = popgym_summary(args.threads)
+        print(text)
+        if args.docs is not None:
+            bench_common().replace_between_markers(args.docs, "popgym-summary", text)
     else:
         for name, row in ROWS.items():
             print(f"{name}: {row.env}, {row.steps} steps, systems {', '.join(row.systems)}")

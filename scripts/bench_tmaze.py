@@ -269,20 +269,17 @@ def report(args: argparse.Namespace) -> str:
     print(table)
     docs = getattr(args, "docs", None)
     if docs is not None:
-        write_between_markers(docs, table)
+        bench_common().replace_between_markers(docs, "tmaze", table)
     return table
 
 
-def write_between_markers(path: Path, table: str) -> None:
-    """Replace what lies between ``<!-- tmaze:start -->`` and ``<!-- tmaze:end -->`` in
-    ``path`` with ``table``; ``ValueError`` if the file lacks the markers."""
-    start, end = "<!-- tmaze:start -->", "<!-- tmaze:end -->"
-    text = path.read_text(encoding="utf-8")
-    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-        raise ValueError(f"{path} must hold one {start} ... {end} pair")
-    head, rest = text.split(start)
-    _, tail = rest.split(end)
-    path.write_text(f"{head}{start}\n{table}\n{end}{tail}", encoding="utf-8")
+def bench_common() -> Any:
+    """``scripts/bench/_common.py``, the benchmark scripts' shared helpers."""
+    if str(REPO_ROOT / "scripts" / "bench") not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT / "scripts" / "bench"))
+    import _common
+
+    return _common
 
 
 def main(argv: list[str] | None = None) -> None:

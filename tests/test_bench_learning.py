@@ -172,3 +172,73 @@ def test_every_mujoco_row_builds_velora_from_the_shipped_configs(bench):
         assert agent.obs_normalizer is not None and agent.learning_starts == 10_000, name
         assert agent.replay == ("sequence" if row.env.startswith("velora/") else "stored_state")
         agent.env.close()
+
+
+# --------------------------------------------------------------------------- POPGym table
+def popgym_lines(task, system, per_seed_returns, step=50_000):
+    return [{"row": f"popgym_{task}", "system": system, "seed": k, "step": step, "returns": r}
+            for k, r in enumerate(per_seed_returns)]
+
+
+def write_popgym(bench, task, lines):
+    bench.results_path(f"popgym_{task}", 1).write_text(
+        "".join(json.dumps(x) + "\n" for x in lines))
+
+
+def test_the_popgym_summary_judges_the_issues_goals_at_the_budget_on_three_seeds_each(bench):
+    pytest.importorskip("rliable")
+    three = lambda r: [r, r, r]  # noqa: E731 - three seeds with the same returns
+    # a memory task where both goals are met: velora 0.75, RecurrentPPO 0.5, PPO 0.5
+    write_popgym(bench, "RepeatFirstEasy",
+                 popgym_lines("RepeatFirstEasy", "velora", three([1.0, 0.5]))
+                 + popgym_lines("RepeatFirstEasy", "velora", three([-1.0, -1.0]), step=10_000)
+                 + popgym_lines("RepeatFirstEasy", "sb3_recurrent_ppo", three([0.5, 0.5]))
+                 + popgym_lines("RepeatFirstEasy", "sb3_ppo", three([0.25, 0.75])))
+    # a memory task where both are missed: velora 0.3, RecurrentPPO 0.4, PPO 0.2
+    write_popgym(bench, "CountRecallEasy",
+                 popgym_lines("CountRecallEasy", "velora", three([0.3, 0.3]))
+                 + popgym_lines("CountRecallEasy", "sb3_recurrent_ppo", three([0.4, 0.4]))
+                 + popgym_lines("CountRecallEasy", "sb3_ppo", three([0.2, 0.2])))
+    # a task without a memory goal
+    write_popgym(bench, "HigherLowerEasy",
+                 popgym_lines("HigherLowerEasy", "velora", three([0.1, 0.1]))
+                 + popgym_lines("HigherLowerEasy", "sb3_recurrent_ppo", three([0.0, 0.0]))
+                 + popgym_lines("HigherLowerEasy", "sb3_ppo", three([0.5, 0.5])))
+    # two seeds of velora only: not judged yet
+    write_popgym(bench, "AutoencodeEasy",
+                 popgym_lines("AutoencodeEasy", "velora", [[0.9, 0.9], [0.9, 0.9]]))
+    rows = {r.split("|")[1].strip(): [c.strip() for c in r.strip().strip("|").split("|")]
+            for r in bench.popgym_summary().splitlines() if r.startswith("| ") and "---" not in r}
+    assert rows["RepeatFirstEasy"][1].startswith("0.750 [") and rows["RepeatFirstEasy"][1] \
+        .endswith("(3 seeds)")  # the 10k line does not count
+    assert rows["RepeatFirstEasy"][4:] == ["yes (+0.250)", "yes (+0.250)"]
+    assert rows["CountRecallEasy"][4:] == ["**no** (-0.100)", "**no** (+0.100)"]
+    assert rows["HigherLowerEasy"][4:] == ["yes (+0.100)", "no memory goal"]
+    assert rows["AutoencodeEasy"][1:] == [rows["AutoencodeEasy"][1], "not run", "not run",
+                                          "pending (3 seeds each)", "pending (3 seeds each)"]
+    assert rows["AutoencodeEasy"][1].endswith("(2 seeds)")
+    assert rows["MineSweeperEasy"][1:4] == ["not run"] * 3
+    assert ("3 of 11 tasks measured on 3 seeds per system; velora above RecurrentPPO on 2 of "
+            "them, and at least 0.2 above the memoryless floor on 1 of the 2 memory tasks "
+            "among them.") in bench.popgym_summary()
+
+
+def test_the_popgym_memory_goal_covers_the_tasks_the_issue_names(bench):
+    assert set(bench.POPGYM_MEMORY_TASKS) == {
+        "RepeatPreviousEasy", "RepeatFirstEasy", "CountRecallEasy", "AutoencodeEasy",
+        "PositionOnlyCartPoleEasy", "NoisyPositionOnlyCartPoleEasy", "PositionOnlyPendulumEasy",
+        "NoisyPositionOnlyPendulumEasy"}
+
+
+def test_the_popgym_summary_rewrites_only_its_marked_part_of_the_docs(bench, tmp_path, capsys):
+    pytest.importorskip("rliable")
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# B\n<!-- popgym-summary:start -->\nold\n<!-- popgym-summary:end -->\nend\n")
+    bench.main(["summary", "popgym", "--docs", str(docs)])
+    table = capsys.readouterr().out.strip()
+    assert docs.read_text() == (f"# B\n<!-- popgym-summary:start -->\n{table}\n"
+                                "<!-- popgym-summary:end -->\nend\n")
+    docs.write_text("no markers\n")
+    with pytest.raises(ValueError, match="must hold one <!-- popgym-summary:start -->"):
+        bench.main(["summary", "popgym", "--docs", str(docs)])
+    assert docs.read_text() == "no markers\n"

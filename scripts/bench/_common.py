@@ -110,18 +110,34 @@ def spread(values: list[float], fmt: str = "{:.1f}") -> str:
     return text
 
 
+def replace_between_markers(path: Path, name: str, body: str) -> None:
+    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path``
+    with ``body``. ``ValueError`` (nothing written) unless the file holds exactly one such pair,
+    in that order; the file is replaced whole (written beside it, then renamed), so a cut run
+    never leaves it half-written."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = path.read_text(encoding="utf-8")
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"{path} must hold one {start} ... {end} pair")
+    head, rest = text.split(start)
+    tail = rest.split(end)[1]
+    _write_whole(path, f"{head}{start}\n{body.strip()}\n{end}{tail}")
+
+
+def _write_whole(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_section(name: str, body: str, path: Path = DOC_PATH) -> Path:
     """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path``
     (appending the section, or creating the file, where it is missing)."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n{body.strip()}\n{end}"
-    text = path.read_text() if path.exists() else DOC_HEADER
+    text = path.read_text(encoding="utf-8") if path.exists() else DOC_HEADER
     if start in text and end in text and text.index(start) < text.index(end):
-        head, rest = text.split(start, 1)
-        tail = rest.split(end, 1)[1]
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
+        replace_between_markers(path, name, body)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    _write_whole(path, text.rstrip("\n") + f"\n\n{start}\n{body.strip()}\n{end}\n")
     return path
