@@ -252,11 +252,9 @@ def config_kwargs(cls: type, config: str | None) -> dict[str, Any]:
     ``steps``, are the row's business), checked as the command line checks them."""
     if config is None:
         return {}
-    from velora.cli import config_values, hyperparameters, read_toml
+    from velora.cli import config_hyperparameters
 
-    agent_cfg, _ = config_values(read_toml(REPO_ROOT / config), hyperparameters(cls), cls.__name__,
-                                 f"config file {config!r}")
-    return agent_cfg
+    return config_hyperparameters(cls, REPO_ROOT / config)
 
 
 class VeloraSystem:

@@ -159,6 +159,25 @@ def test_compare_refuses_sbx_beside_the_td3_peer(capsys):
     assert "--sbx" in capsys.readouterr().err
 
 
+def test_compare_builds_velora_from_a_config_file_but_keeps_the_shared_settings(tmp_path):
+    compare = load("compare")
+    config = tmp_path / "run.toml"
+    config.write_text("steps = 100\nn_neurons = 10\nnormalize_observations = true\n"
+                      "learning_starts = 5000\n")
+    args = compare.parse_args(["--steps", "20", "--learning-starts", "10",
+                               "--velora-config", str(config)])
+    cfg = {"env": "Pendulum-v1", "batch_size": args.batch_size, "learning_starts": 10,
+           "buffer_size": 1000, "threads": 1, "noise_std": 0.1,
+           "velora_config": args.velora_config}
+    system = compare.VeloraSystem(cfg, seed=0, cls_name="LiquidSAC", replay="stored_state")
+    agent = system.agent
+    assert agent.config["n_neurons"] == 10 and agent.config["normalize_observations"]
+    assert agent.config["learning_starts"] == 10  # the command's, as the peer's: not the file's
+    without = compare.VeloraSystem({**cfg, "velora_config": None}, seed=0, cls_name="LiquidSAC",
+                                   replay="stored_state")
+    assert without.agent.config["n_neurons"] != 10
+
+
 # ----------------------------------------------------------------------------- vector_envs.py
 def test_vector_envs_keeps_one_update_per_env_step_at_every_num_envs(tmp_path):
     vec = load("vector_envs")

@@ -90,6 +90,15 @@ def config_values(data: dict[str, Any], params: dict[str, Hyperparameter], agent
     return agent_cfg, run_cfg
 
 
+def config_hyperparameters(cls: type, path: str | Path) -> dict[str, Any]:
+    """The agent hyperparameters of a ``velora train --config`` file for agent class ``cls``,
+    checked and coerced as the command line does (its run options, such as ``steps``, are
+    left out). For scripts that build agents from the same files as ``velora train``."""
+    agent_cfg, _ = config_values(read_toml(path), hyperparameters(cls), cls.__name__,
+                                 f"config file {str(path)!r}")
+    return agent_cfg
+
+
 # --------------------------------------------------------------------------- parser
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:

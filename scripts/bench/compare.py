@@ -257,6 +257,10 @@ class VeloraSystem:
                       gradient_steps=cfg.get("seq_gradient_steps", 1))
         if cls_name == "LiquidDDPG":
             kw["noise_std"] = cfg["noise_std"]  # the same exploration noise as the TD3 peer
+        if cfg.get("velora_config") is not None:
+            from velora.cli import config_hyperparameters
+
+            kw = {**config_hyperparameters(cls, cfg["velora_config"]), **kw}
         self.env_id = cfg["env"]
         self.agent = cls(self.env_id, **kw)
         # what predict reads: the env's observation, plus the history inputs where the replay
@@ -552,7 +556,9 @@ def markdown(args: argparse.Namespace, summary: dict[str, Any], meta: dict[str, 
         f"Settings: `{args.env}`, {args.steps:,} env steps, seeds {args.seeds}, learning_starts "
         f"{args.learning_starts:,}, batch {args.batch_size}, 1 gradient step per env step "
         f"(unless a label says otherwise), replay capacity {args.buffer_size:,}, lr {args.lr:g} "
-        f"for SB3 (velora: its defaults). Each "
+        f"for SB3 (velora: "
+        + (f"`{args.velora_config}`" if args.velora_config is not None else "its defaults")
+        + "). Each "
         f"system in its own spawned process; the systems take turns every {args.segment} steps "
         f"(rotating order). Eval: deterministic, {args.eval_episodes} episodes, reset seeds "
         f"{EVAL_SEED}…{EVAL_SEED + args.eval_episodes - 1} for every system. Figures are medians over "
@@ -667,6 +673,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="updates per env step of the sequence-mode agent (1: the same work as SB3; "
                         "2: the sequence recipe's default)")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads in every process")
+    p.add_argument("--velora-config", type=Path, default=None,
+                   help="a `velora train --config` file whose hyperparameters velora's agents "
+                   "start from (e.g. configs/mujoco/halfcheetah.toml); the settings shared with "
+                   "the peer (learning_starts, batch, replay capacity) still come from this "
+                   "command")
     p.add_argument("--sbx", action="store_true",
                    help="also train SBX SAC (sbx-rl, JAX; the bench extra), XLA on one core")
     p.add_argument("--quick", action="store_true",
@@ -708,7 +719,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
            "learning_starts": args.learning_starts, "buffer_size": args.buffer_size,
            "seq_len": args.seq_len, "burn_in": args.burn_in, "threads": args.threads,
            "seq_batch": args.seq_batch, "seq_gradient_steps": args.seq_gradient_steps,
-           "noise_std": args.noise_std}
+           "noise_std": args.noise_std, "velora_config": args.velora_config}
     meta: dict[str, Any] = {"command": common.command_line(), "date": common.today(),
                             "machine": common.machine_note()}
     started = time.perf_counter()
