@@ -25,7 +25,12 @@ before the first episode start). Batches keep velora's 256 transitions per updat
 Exploration: reaching the junction in time needs L moves right in a row, so the entropy target
 is set so that the policy's chance of another action is about ``1 / (L + 1)`` per step (as Ni
 et al. set DQN's final epsilon to 1 / T): ``target_entropy_scale = H(eps) / log 4`` with
-``H(eps)`` the entropy of ``(1 - eps, eps/3, eps/3, eps/3)``.
+``H(eps)`` the entropy of ``(1 - eps, eps/3, eps/3, eps/3)``. That alone never tries the turn
+at L = 25: the critics guess the untried turn low, so the policy's samples never take it (no
+turn in 769 training episodes, docs/benchmarks.md). ``--exploration-epsilon auto`` (the
+default) adds ``LiquidSACDiscrete``'s epsilon-greedy exploration at ``1 / (L + 1)``; ``0``
+runs without it, as the first L = 10 and L = 25 runs did. The results record the value, and
+the report keeps the two settings apart.
 """
 
 from __future__ import annotations
@@ -54,14 +59,41 @@ def exploration_scale(corridor_length: int) -> float:
     return entropy / math.log(4)
 
 
-def agent_kwargs(corridor_length: int, cell: str, seq_len: int | None, burn_in: int
-                 ) -> dict[str, Any]:
+def exploration_epsilon(corridor_length: int, setting: str) -> float:
+    """``--exploration-epsilon``: ``"auto"`` is ``1 / (L + 1)``; else a number in [0, 1]."""
+    return 1.0 / (corridor_length + 1) if setting == "auto" else float(setting)
+
+
+def epsilon_setting(text: str) -> str:
+    """argparse type of ``--exploration-epsilon``: ``auto`` or a number in [0, 1]."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a number in [0, 1], got {text!r}")
+    return text
+
+
+def epsilon_label(corridor_length: int, epsilon: float) -> str:
+    """How the report names an exploration epsilon: ``0``, ``1/(L+1)`` or the number."""
+    if epsilon == 0:
+        return "0"
+    return "1/(L+1)" if math.isclose(epsilon, 1.0 / (corridor_length + 1)) else f"{epsilon:g}"
+
+
+def agent_kwargs(corridor_length: int, cell: str, seq_len: int | None, burn_in: int,
+                 epsilon: float = 0.0) -> dict[str, Any]:
     """The ``LiquidSACDiscrete`` arguments of a run (sequence mode, velora's defaults else)."""
     kwargs: dict[str, Any] = {
         "replay": "sequence", "seq_len": seq_len or 2 * (corridor_length + 1),
         "burn_in": burn_in, "target_entropy_scale": exploration_scale(corridor_length),
         "buffer_size": 100_000,
     }
+    if epsilon > 0:  # left out at 0, the option's default, as the first runs were made
+        kwargs["exploration_epsilon"] = epsilon
     if cell != "cfc":  # the default; left out so that cfc runs need no recurrent_cell option
         kwargs["recurrent_cell"] = cell
     return kwargs
@@ -103,9 +135,17 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def finished(lines: list[dict[str, Any]], cell: str, length: int, seed: int, steps: int) -> bool:
-    """Whether a run of (cell, L, seed) ended solved, or unsolved after at least ``steps``."""
-    return any(x.get("event") == "end" and (x["cell"], x["L"], x["seed"]) == (cell, length, seed)
+def run_key(line: dict[str, Any]) -> tuple[str, int, float, int]:
+    """``(cell, L, exploration epsilon, seed)`` of a result line (epsilon 0 where the line
+    predates the option)."""
+    return line["cell"], line["L"], line.get("exploration_epsilon", 0.0), line["seed"]
+
+
+def finished(lines: list[dict[str, Any]], cell: str, length: int, seed: int, steps: int,
+             epsilon: float = 0.0) -> bool:
+    """Whether a run of (cell, L, epsilon, seed) ended solved, or unsolved after at least
+    ``steps``."""
+    return any(x.get("event") == "end" and run_key(x) == (cell, length, epsilon, seed)
                and (x["solved_at"] is not None or x["steps"] >= steps) for x in lines)
 
 
@@ -117,7 +157,8 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
     from velora.agents import LiquidSACDiscrete
 
     torch.set_num_threads(args.threads)
-    kwargs = agent_kwargs(length, cell, args.seq_len, args.burn_in)
+    kwargs = agent_kwargs(length, cell, args.seq_len, args.burn_in,
+                          exploration_epsilon(length, args.exploration_epsilon))
     env = gym.make("velora/TMazePassive-v0", corridor_length=length)
     agent = LiquidSACDiscrete(env, seed=seed, **kwargs)
     run_id = uuid.uuid4().hex[:8]
@@ -154,7 +195,8 @@ def run(args: argparse.Namespace) -> None:
     for length in args.lengths:
         for cell in args.cells:
             for seed in args.seeds:
-                if finished(read_lines(args.out), cell, length, seed, args.steps):
+                epsilon = exploration_epsilon(length, args.exploration_epsilon)
+                if finished(read_lines(args.out), cell, length, seed, args.steps, epsilon):
                     print(f"skip {cell} L={length} seed={seed}: finished", flush=True)
                     continue
                 run_one(cell, length, seed, args)
@@ -202,16 +244,17 @@ def speed(args: argparse.Namespace) -> None:
                   flush=True)
 
 
-def latest_runs(lines: list[dict[str, Any]]) -> dict[tuple[str, int, int], list[dict[str, Any]]]:
-    """The lines of the newest run of every (cell, L, seed); older, superseded runs dropped."""
-    newest: dict[tuple[str, int, int], str] = {}
+def latest_runs(lines: list[dict[str, Any]]
+                ) -> dict[tuple[str, int, float, int], list[dict[str, Any]]]:
+    """The lines of the newest run of every (cell, L, epsilon, seed); older, superseded runs
+    dropped."""
+    newest: dict[tuple[str, int, float, int], str] = {}
     for x in lines:
-        newest[(x["cell"], x["L"], x["seed"])] = x["run"]
-    runs: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+        newest[run_key(x)] = x["run"]
+    runs: dict[tuple[str, int, float, int], list[dict[str, Any]]] = {}
     for x in lines:
-        key = (x["cell"], x["L"], x["seed"])
-        if x["run"] == newest[key]:
-            runs.setdefault(key, []).append(x)
+        if x["run"] == newest[run_key(x)]:
+            runs.setdefault(run_key(x), []).append(x)
     return runs
 
 
@@ -219,16 +262,20 @@ def report(args: argparse.Namespace) -> str:
     """The memory-length table: per cell and L, the seeds solved and the steps to solve, the
     window, parameters and training speed; then the longest L every seed solved per cell."""
     runs = latest_runs(read_lines(args.out))
-    rows = ["| cell | L | seq_len | burn_in | batch | params (actor / critic) | seeds solved | "
-            "steps to solve (per seed) | SPS |", "|---|---|---|---|---|---|---|---|---|"]
-    longest: dict[str, int | None] = {}
+    rows = ["| cell | L | exploration epsilon | seq_len | burn_in | batch | params (actor / "
+            "critic) | seeds solved | steps to solve (per seed) | SPS |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    # the longest L every one of >= 3 seeds solved, per cell and exploration setting
+    longest: dict[tuple[str, str], int | None] = {}
     for cell in CELLS:
-        longest[cell] = None
-        for length in sorted({key[1] for key in runs if key[0] == cell}):
-            seeds = sorted(key[2] for key in runs if key[:2] == (cell, length))
-            evals = {s: [x for x in runs[(cell, length, s)] if "event" not in x] for s in seeds}
-            ends = {s: [x for x in runs[(cell, length, s)] if x.get("event") == "end"]
-                    for s in seeds}
+        settings = sorted({key[1:3] for key in runs if key[0] == cell})
+        for length, epsilon in settings:
+            label = epsilon_label(length, epsilon)
+            longest.setdefault((cell, label), None)
+            seeds = sorted(key[3] for key in runs if key[:3] == (cell, length, epsilon))
+            lines = {s: runs[(cell, length, epsilon, s)] for s in seeds}
+            evals = {s: [x for x in lines[s] if "event" not in x] for s in seeds}
+            ends = {s: [x for x in lines[s] if x.get("event") == "end"] for s in seeds}
             solved_at = {}
             for s in seeds:
                 first = next((x["step"] for x in evals[s] if x["solved"]), None)
@@ -244,17 +291,20 @@ def report(args: argparse.Namespace) -> str:
             sample = (evals[seeds[0]] or ends[seeds[0]])[0]
             sps = [x["sps"] for s in seeds for x in evals[s]]
             all_solved = len(seeds) >= 3 and len(solved_at) == len(seeds)
-            if all_solved and (longest[cell] is None or length > longest[cell]):
-                longest[cell] = length
+            best = longest[(cell, label)]
+            if all_solved and (best is None or length > best):
+                longest[(cell, label)] = length
             rows.append(
-                f"| {cell} | {length} | {sample['seq_len']} | {sample['burn_in']} | "
+                f"| {cell} | {length} | {label} | {sample['seq_len']} | {sample['burn_in']} | "
                 f"{sample['batch_size']} | {sample['actor_params']} / {sample['critic_params']} | "
                 f"{len(solved_at)}/{len(seeds)} | {'; '.join(cells_text)} | "
                 f"{(sum(sps) / len(sps)) if sps else float('nan'):.0f} |")
-    rows.append("")
-    for cell in CELLS:
-        text = "none" if longest[cell] is None else str(longest[cell])
-        rows.append(f"longest L solved on every one of >= 3 seeds, {cell}: {text}")
+    if longest:
+        rows.append("")
+    for (cell, label), length in longest.items():
+        text = "none" if length is None else str(length)
+        rows.append(f"longest L solved on every one of >= 3 seeds, {cell}, exploration epsilon "
+                    f"{label}: {text}")
     speed_path = getattr(args, "speed", None)
     speed_lines = read_lines(speed_path) if speed_path is not None else []
     if speed_lines:
@@ -296,6 +346,9 @@ def main(argv: list[str] | None = None) -> None:
     run_parser.add_argument("--burn-in", type=int, default=0)
     run_parser.add_argument("--threads", type=int, default=1)
     run_parser.add_argument("--continue-after-solve", action="store_true")
+    run_parser.add_argument("--exploration-epsilon", default="auto", type=epsilon_setting,
+                            help="LiquidSACDiscrete's exploration_epsilon: 'auto' is 1/(L+1), "
+                                 "0 turns it off")
     run_parser.add_argument("--out", type=Path, default=RESULTS)
     speed_parser = sub.add_parser("speed", help="update cost against the window length")
     speed_parser.add_argument("--lengths", type=int, nargs="+", default=[10, 25, 50, 100])

@@ -331,6 +331,50 @@ def test_ddpg_ornstein_uhlenbeck_noise_is_correlated_and_reset_per_env():
     assert np.all(agent.ou_noise.state == 0)
 
 
+def test_discrete_exploration_epsilon_replaces_each_index_with_a_uniform_draw_at_that_rate():
+    agent = LiquidSACDiscrete(CountingEnv(length=5, action="multi_discrete"), **SMALL, seed=0,
+                              exploration_epsilon=0.5)
+    nvec = agent.action_nvec
+    chosen = torch.zeros(64, len(nvec), dtype=torch.int64)
+    # the same draws by hand: a uniform number per index, then the warm-up's uniform actions
+    rng = np.random.default_rng()
+    rng.bit_generator.state = agent.rng.bit_generator.state
+    replace = rng.random(chosen.shape) < 0.5
+    uniform = rng.integers(np.asarray(nvec), size=chosen.shape)
+    explored = agent.explore(chosen)
+    np.testing.assert_array_equal(explored.numpy(), np.where(replace, uniform, 0))
+    assert 0.35 < replace.mean() < 0.65 and (explored.numpy() != 0).any()
+
+
+def test_discrete_exploration_is_off_by_default_and_draws_nothing():
+    agent = LiquidSACDiscrete("CartPole-v1", **SMALL, seed=0)
+    state = agent.rng.bit_generator.state
+    actions = torch.tensor([0, 1, 1, 0])
+    assert agent.hparams.exploration_epsilon == 0.0
+    assert torch.equal(agent.explore(actions), actions)
+    assert agent.rng.bit_generator.state == state  # seeded runs are what they were before
+
+
+def test_discrete_exploration_epsilon_of_one_acts_uniformly_and_never_touches_predict():
+    agent = LiquidSACDiscrete("CartPole-v1", **SMALL, seed=0, exploration_epsilon=1.0)
+    assert torch.equal(agent.explore(torch.zeros(2000, dtype=torch.int64)).bincount() > 900,
+                       torch.tensor([True, True]))
+    plain = LiquidSACDiscrete("CartPole-v1", **SMALL, seed=0)
+    obs = np.linspace(-0.1, 0.1, 4, dtype=np.float32)
+    for deterministic in (True, False):
+        torch.manual_seed(3)
+        a, _ = agent.predict(obs, deterministic=deterministic)
+        torch.manual_seed(3)
+        b, _ = plain.predict(obs, deterministic=deterministic)
+        assert a == b
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, float("nan"), "0.1", True])
+def test_discrete_exploration_epsilon_outside_zero_to_one_is_refused_by_name(value):
+    with pytest.raises(ValueError, match="exploration_epsilon must be"):
+        LiquidSACDiscrete("CartPole-v1", **SMALL, exploration_epsilon=value)
+
+
 # ----------------------------------------------------------------------------- research hooks
 def test_overriding_one_method_changes_training_as_intended():
     import importlib.util

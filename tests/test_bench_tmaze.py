@@ -32,6 +32,11 @@ def test_the_window_holds_two_episodes_and_exploration_follows_one_over_t(bench)
     expected = (-(1 - eps) * math.log(1 - eps) - eps * math.log(eps / 3)) / math.log(4)
     assert bench.exploration_scale(10) == pytest.approx(expected)
     assert bench.exploration_scale(100) < bench.exploration_scale(10) < 1.0
+    # epsilon-greedy on top: 1/(L+1) by default, left out of the agent's arguments at 0
+    assert bench.exploration_epsilon(10, "auto") == pytest.approx(1 / 11)
+    assert bench.agent_kwargs(10, "cfc", None, 0, 1 / 11)["exploration_epsilon"] == 1 / 11
+    assert "exploration_epsilon" not in bench.agent_kwargs(10, "cfc", None, 0, 0.0)
+    assert [bench.epsilon_label(10, e) for e in (0.0, 1 / 11, 0.2)] == ["0", "1/(L+1)", "0.2"]
 
 
 def test_a_run_appends_evaluations_and_an_end_line_and_is_skipped_when_rerun(bench, tmp_path,
@@ -45,6 +50,7 @@ def test_a_run_appends_evaluations_and_an_end_line_and_is_skipped_when_rerun(ben
     assert lines[-1]["event"] == "end" and lines[-1]["steps"] == 60
     first = lines[0]
     assert (first["cell"], first["L"], first["seed"], first["seq_len"]) == ("gru", 2, 0, 6)
+    assert first["exploration_epsilon"] == pytest.approx(1 / 3)  # --exploration-epsilon auto
     assert set(first) >= {"success_up", "success_down", "solved", "return_up", "sps",
                           "actor_params", "critic_params", "batch_size"}
     assert first["solved"] == (first["success_up"] and first["success_down"])
@@ -53,11 +59,14 @@ def test_a_run_appends_evaluations_and_an_end_line_and_is_skipped_when_rerun(ben
     assert len(out.read_text().splitlines()) == len(lines)
     # 60 steps of random warm-up leave it unsolved: not finished for a 90-step budget
     assert lines[-1]["solved_at"] is None
-    assert bench.finished(lines, "gru", 2, 0, 60) and not bench.finished(lines, "gru", 2, 0, 90)
+    assert bench.finished(lines, "gru", 2, 0, 60, 1 / 3)
+    assert not bench.finished(lines, "gru", 2, 0, 90, 1 / 3)
+    assert not bench.finished(lines, "gru", 2, 0, 60, 0.0)  # another setting: not run yet
 
     table = bench.report(bench.argparse.Namespace(out=out))
-    assert "| gru | 2 | 6 | 0 |" in table
-    assert "longest L solved on every one of >= 3 seeds, gru: none" in table
+    assert "| gru | 2 | 1/(L+1) | 6 | 0 |" in table
+    assert "longest L solved on every one of >= 3 seeds, gru, exploration epsilon 1/(L+1): " \
+           "none" in table
     assert "s0: no (60) (run with a 60-step budget, not 100000)" in table
 
 
@@ -73,8 +82,28 @@ def test_the_report_takes_a_cut_runs_newest_lines_and_needs_three_seeds(bench, t
             lines.append({**base, "run": f"r{seed}", "seed": seed, "event": "end"})
     out.write_text("".join(json.dumps(x) + "\n" for x in lines))
     table = bench.report(bench.argparse.Namespace(out=out))
+    assert "| cfc | 10 | 0 | 22 |" in table  # lines without the option ran without it
     assert "| 2/3 | s0: 4000; s1: 4000; s2: no (4000) (cut at 4000) |" in table
-    assert "longest L solved on every one of >= 3 seeds, cfc: none" in table
+    assert "longest L solved on every one of >= 3 seeds, cfc, exploration epsilon 0: none" \
+        in table
+
+
+def test_the_report_keeps_runs_with_and_without_epsilon_exploration_apart(bench, tmp_path):
+    out = tmp_path / "tmaze.jsonl"
+    base = {"cell": "cfc", "L": 10, "seq_len": 22, "burn_in": 0, "batch_size": 11,
+            "actor_params": 1, "critic_params": 2, "sps": 50.0, "step": 2000}
+    lines = []
+    for seed in (0, 1, 2):
+        lines.append({**base, "run": f"plain{seed}", "seed": seed, "solved": False})
+        lines.append({**base, "run": f"eps{seed}", "seed": seed, "solved": True,
+                      "exploration_epsilon": 1 / 11})
+    out.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    table = bench.report(bench.argparse.Namespace(out=out))
+    assert "| cfc | 10 | 0 | 22 | 0 | 11 | 1 / 2 | 0/3 |" in table
+    assert "| cfc | 10 | 1/(L+1) | 22 | 0 | 11 | 1 / 2 | 3/3 |" in table
+    assert "longest L solved on every one of >= 3 seeds, cfc, exploration epsilon 0: none" in table
+    assert "longest L solved on every one of >= 3 seeds, cfc, exploration epsilon 1/(L+1): 10" \
+        in table
 
 
 def test_speed_writes_the_update_cost_per_window_and_the_report_shows_it(bench, tmp_path):
@@ -100,3 +129,13 @@ def test_the_report_rewrites_only_the_part_between_the_markers(bench, tmp_path):
     docs.write_text("no markers\n")
     with pytest.raises(ValueError, match="must hold one <!-- tmaze:start -->"):
         bench.report(bench.argparse.Namespace(out=out, docs=docs))
+
+
+@pytest.mark.parametrize("value", ["-0.1", "2", "often"])
+def test_an_exploration_epsilon_outside_zero_to_one_is_refused_before_any_run(bench, tmp_path,
+                                                                              value, capsys):
+    out = tmp_path / "tmaze.jsonl"
+    with pytest.raises(SystemExit):
+        bench.main(["run", "--lengths", "2", "--exploration-epsilon", value, "--out", str(out)])
+    assert "--exploration-epsilon: must be 'auto' or a number in [0, 1]" in capsys.readouterr().err
+    assert not out.exists()

@@ -149,10 +149,11 @@ SAC_OWN = {"alpha_lr": 0.001, "init_alpha": 1.0}
 DEFAULT_CONFIGS = {
     ("sac", "stored_state"): {**COMMON, **STORED, **SAC_OWN, "target_entropy": "auto"},
     ("sac", "sequence"): {**COMMON, **SEQUENCE, **SAC_OWN, "target_entropy": "auto"},
+    # exploration_epsilon: added after the golden run, at its behaviour-neutral default
     ("sac_discrete", "stored_state"): {**COMMON, **STORED, **SAC_OWN,
-                                       "target_entropy_scale": 0.5},
+                                       "target_entropy_scale": 0.5, "exploration_epsilon": 0.0},
     ("sac_discrete", "sequence"): {**COMMON, **SEQUENCE, **SAC_OWN,
-                                   "target_entropy_scale": 0.5},
+                                   "target_entropy_scale": 0.5, "exploration_epsilon": 0.0},
     ("ddpg", "stored_state"): {**COMMON, **STORED, "critic_neurons": 64, "noise": "gaussian",
                                "noise_std": 0.2},
     ("ddpg", "sequence"): {**COMMON, **SEQUENCE, "noise": "gaussian", "noise_std": 0.2},

@@ -214,11 +214,20 @@ class SACDiscreteConfig(EntropyRegularizedConfig):
     """The entropy target is ``target_entropy_scale * log(n_actions)`` (the maximum entropy
     times this fraction, in [0, 1]); for MultiDiscrete actions
     ``target_entropy_scale * sum_d log(nvec[d])``, the maximum joint entropy times it."""
+    exploration_epsilon: float = 0.0
+    """Chance, in [0, 1], that a training action (after ``learning_starts``) is replaced by a
+    uniformly random one, per env and action dimension (epsilon-greedy on top of the policy's
+    samples, as SB3's DQN explores). 0, the default: the policy's samples only. For tasks where
+    the right action in some state is never sampled because the critics guess it low before it
+    was ever tried (the passive T-maze's turn at the junction). ``predict`` and ``evaluate``
+    never use it."""
 
     def check(self) -> None:
         super().check()
         self.target_entropy_scale = finite_float("target_entropy_scale",
                                                  self.target_entropy_scale, low=0.0, high=1.0)
+        self.exploration_epsilon = finite_float("exploration_epsilon", self.exploration_epsilon,
+                                                low=0.0, high=1.0)
 
 
 @dataclass

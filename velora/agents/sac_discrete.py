@@ -135,6 +135,15 @@ class LiquidSACDiscrete(OffPolicyAgent):
         action = torch.stack(choices, dim=-1) if self.multi_discrete else choices[0]
         return action, {"actor": h_actor}
 
+    def explore(self, actions: torch.Tensor) -> torch.Tensor:
+        """Training actions: each index (per env and action dimension) replaced, with
+        probability ``exploration_epsilon``, by a uniformly random one."""
+        eps = self.hparams.exploration_epsilon
+        if eps == 0:  # no draw: seeded runs stay as they were without the option
+            return actions
+        replace = torch.as_tensor(self.rng.random(actions.shape) < eps, device=actions.device)
+        return torch.where(replace, self.random_actions(len(actions)), actions)
+
     def deterministic_action_numpy(self, obs: np.ndarray, h: np.ndarray
                                    ) -> tuple[np.ndarray, np.ndarray]:
         logits, h_actor = self.actor.step_numpy(obs, h)
