@@ -119,6 +119,30 @@ def evaluate_cues(agent: Any, corridor_length: int) -> dict[str, Any]:
     return out
 
 
+def junction_counter(env: Any) -> Any:
+    """``env`` (a passive T-maze) wrapped to count, over its life, the training episodes that
+    reached the junction on time, turned there (ended on a goal cell) and turned the right way:
+    what tells a memory failure from an exploration failure."""
+    import gymnasium as gym
+
+    class JunctionCounter(gym.Wrapper):
+        def __init__(self, inner: Any) -> None:
+            super().__init__(inner)
+            self.counts = {"episodes": 0, "on_time": 0, "turned": 0, "right_turns": 0}
+
+        def step(self, action: Any) -> Any:
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            if terminated:
+                maze = self.env.unwrapped
+                self.counts["episodes"] += 1
+                self.counts["on_time"] += int(maze.x == maze.corridor_length)
+                self.counts["turned"] += int(maze.y != 0)
+                self.counts["right_turns"] += int(info["success"])
+            return obs, reward, terminated, truncated, info
+
+    return JunctionCounter(env)
+
+
 def trainable_params(agent: Any) -> dict[str, int]:
     """Trainable parameters of the actor and of one critic (weights the wiring masks out
     excluded: they are fixed zeros)."""
@@ -159,7 +183,7 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
     torch.set_num_threads(args.threads)
     kwargs = agent_kwargs(length, cell, args.seq_len, args.burn_in,
                           exploration_epsilon(length, args.exploration_epsilon))
-    env = gym.make("velora/TMazePassive-v0", corridor_length=length)
+    env = junction_counter(gym.make("velora/TMazePassive-v0", corridor_length=length))
     agent = LiquidSACDiscrete(env, seed=seed, **kwargs)
     run_id = uuid.uuid4().hex[:8]
     base = {"run": run_id, "cell": cell, "L": length, "seed": seed, **kwargs,
@@ -175,7 +199,8 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
             line = {**base, "step": agent.num_timesteps, **result, "sps": chunk / train_s,
                     "wall_s": time.perf_counter() - start,
                     "train_return_last20": sum(agent.episode_returns[-20:]) /
-                    max(1, len(agent.episode_returns[-20:]))}
+                    max(1, len(agent.episode_returns[-20:])),
+                    **{f"train_{k}": v for k, v in env.counts.items()}}
             f.write(json.dumps(line) + "\n")
             f.flush()
             print(f"{cell} L={length} seed={seed} step={agent.num_timesteps} "
