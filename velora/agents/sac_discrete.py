@@ -7,7 +7,8 @@ Read top to bottom:
    Q-value per action from the observation alone, their Polyak targets, and the entropy
    coefficient (target entropy ``target_entropy_scale * log(n_actions)``).
 2. ``policy_step`` / ``memory_step`` act: sample (or take the most likely) action; the
-   critics advance their memory on the same observations.
+   critics advance their memory on the same observations. ``explore`` (training only) swaps
+   in uniform actions at the rate ``exploration_epsilon``, 0 by default.
 3. ``update``: ``burn_in_states`` -> ``critic_loss`` -> ``actor_loss`` -> ``entropy_loss`` ->
    targets. With a discrete policy every expectation over actions is an exact sum.
 
