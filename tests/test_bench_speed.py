@@ -178,6 +178,18 @@ def test_compare_builds_velora_from_a_config_file_but_keeps_the_shared_settings(
     assert without.agent.config["n_neurons"] != 10
 
 
+def test_compare_refuses_a_config_it_cannot_read_before_any_system_starts(tmp_path, capsys):
+    compare = load("compare")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("n_neurons = 10\nwarp_drive = true\n")
+    for path, why in ((bad, "unknown key 'warp_drive'"), (tmp_path / "missing.toml",
+                                                         "does not exist")):
+        with pytest.raises(SystemExit):
+            compare.parse_args(["--velora-config", str(path)])
+        err = capsys.readouterr().err
+        assert "--velora-config:" in err and why in err
+
+
 # ----------------------------------------------------------------------------- vector_envs.py
 def test_vector_envs_keeps_one_update_per_env_step_at_every_num_envs(tmp_path):
     vec = load("vector_envs")

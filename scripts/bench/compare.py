@@ -709,6 +709,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--seq-gradient-steps must be >= 1, got {args.seq_gradient_steps}")
     if args.segment < 1 or args.eval_every < 1:
         p.error("--segment and --eval-every must be >= 1")
+    if args.velora_config is not None:  # checked here, before any system starts
+        from velora import agents
+        from velora.cli import config_hyperparameters
+
+        cls = agents.LiquidSAC if args.peer == "sac" else agents.LiquidDDPG
+        try:
+            config_hyperparameters(cls, args.velora_config)
+        except ValueError as err:
+            p.error(f"--velora-config: {err}")
     return args
 
 
