@@ -187,7 +187,8 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
     agent = LiquidSACDiscrete(env, seed=seed, **kwargs)
     run_id = uuid.uuid4().hex[:8]
     base = {"run": run_id, "cell": cell, "L": length, "seed": seed, **kwargs,
-            "recurrent_cell": cell, "batch_size": agent.batch_size, **trainable_params(agent)}
+            "recurrent_cell": cell, "batch_size": agent.batch_size, **trainable_params(agent),
+            "code": bench_common().code_version()}
     solved_at, start = None, time.perf_counter()
     with args.out.open("a") as f:
         while agent.num_timesteps < args.steps:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,6 +47,7 @@ def test_a_job_appends_one_line_per_evaluation_on_the_fixed_episodes(bench, syst
         assert line["mean"] == pytest.approx(np.mean(line["returns"]), abs=0.01)
         assert line["worst"] == pytest.approx(min(line["returns"]), abs=0.01)
         assert line["params"] > 0 and line["threads"] == 1
+        assert line["code"] == bench.bench_common().code_version()  # the commit it ran on
 
 
 def test_velora_lines_hold_the_returns_of_the_protocols_episodes(bench):
@@ -59,6 +62,32 @@ def test_velora_lines_hold_the_returns_of_the_protocols_episodes(bench):
     agent.learn(60, log_dir=False)
     expected = velora.evaluation.episode_returns(agent, make_env("Pendulum-v1"), (0, 1, 2))
     np.testing.assert_allclose(last["returns"], expected, atol=1e-3)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_results_lines_name_the_commit_and_whether_the_code_was_changed_from_it(bench, tmp_path):
+    code_version = bench.bench_common().code_version
+    assert code_version(tmp_path) is None  # not a git checkout
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t",
+                        *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("velora/agent.py", "docs/results/row.jsonl"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x = 1\n")
+    git("add", "-A")
+    git("commit", "-qm", "c")
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    assert code_version(tmp_path) == head[:12]
+    # results appended while benchmarks run do not make the code "modified" ...
+    (tmp_path / "docs/results/row.jsonl").write_text("x = 1\n{}\n")
+    assert code_version(tmp_path) == head[:12]
+    # ... a change to the package does
+    (tmp_path / "velora/agent.py").write_text("x = 2\n")
+    assert code_version(tmp_path) == head[:12] + "+modified"
 
 
 def write(bench, lines):

@@ -13,6 +13,7 @@ import re
 import resource
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Iterable
@@ -59,6 +60,27 @@ def command_line() -> str:
     with contextlib.suppress(ValueError):
         script = script.resolve().relative_to(REPO_ROOT)
     return shlex.join(["python", str(script), *sys.argv[1:]])
+
+
+def code_version(root: Path = REPO_ROOT) -> str | None:
+    """The commit the code under ``root`` is at (12 hex digits), with ``+modified`` when
+    ``velora/``, ``scripts/`` or ``configs/`` differ from it; ``None`` outside a git checkout.
+    Results files record it on every line, so figures from two versions of the code (the
+    same maths rounded differently, say) can be told apart."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
+                                 text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "--short=12", "HEAD")
+    if not commit:
+        return None
+    changes = git("status", "--porcelain", "--untracked-files=no", "--", "velora", "scripts",
+                  "configs")
+    return commit + ("+modified" if changes else "")
 
 
 def today() -> str:
