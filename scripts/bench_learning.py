@@ -179,6 +179,14 @@ ROWS: dict[str, Row] = {
          "sb3_sac": System("sb3_sac", {"learning_rate": 1e-3}),
          "sb3_recurrent_ppo": System("sb3_recurrent_ppo", RECURRENT_PPO_PENDULUM)},
         "θ̇ only: LiquidSAC sequence mode (defaults) vs memoryless SB3 SAC and RecurrentPPO"),
+    # What was tried against pendulum_velonly's one-sided seeds (issue 15): a policy that
+    # handles the starts on one side of the vertical and takes an extra swing from the other
+    # side. A higher entropy target keeps the swing direction explored for longer.
+    "pendulum_velonly_variants": Row(
+        "velora/PendulumVelOnly-v1", 40_000, 10_000, -200.0,
+        {"target_entropy_0": System("velora_sac", {"replay": "sequence", "target_entropy": 0.0})},
+        "θ̇ only: LiquidSAC sequence mode, the defaults with the named change "
+        "(pendulum_velonly's peers)"),
     "pendulum_ddpg": Row(
         "Pendulum-v1", 20_000, 5_000, -200.0,
         {"velora": System("velora_ddpg"),
