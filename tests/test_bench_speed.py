@@ -1,4 +1,5 @@
-"""The speed scripts in scripts/bench: threads.py, gpu_update.py, and compare.py's SBX peer.
+"""The speed scripts in scripts/bench: threads.py, gpu_update.py, thread_invariance.py and
+compare.py's SBX peer.
 
 Each runs for real at tiny sizes; the SBX test skips without the ``bench`` extra's ``sbx-rl``,
 the CUDA test without a GPU.
@@ -74,6 +75,22 @@ def test_gpu_update_on_cuda(tmp_path):  # pragma: no cover - only where a GPU ex
     rows = load("gpu_update").main([*TINY_GPU_ARGS, "--devices", "cuda"])
     assert rows[0]["device"] == "cuda" and rows[0]["cuda_peak_mib"] > 0
     assert rows[0]["ms_per_update"] > 0
+
+
+# ----------------------------------------------------------------------- thread_invariance.py
+def test_thread_invariance_compares_one_thread_with_more_at_the_default_sizes(capsys):
+    differences = load("thread_invariance").main(
+        ["pendulum_sac", "--steps", "40", "--learning-starts", "20", "--threads", "2"])
+    assert differences == {"pendulum_sac": 0.0}  # bit for bit, as the golden-weights test
+    assert "pendulum_sac: 1 vs 2 threads, 40 steps: largest weight difference 0" in \
+        capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "named"), [(["nope"], "nope"), (["--threads", "1"], "--threads")])
+def test_thread_invariance_refuses_an_unknown_case_or_a_single_thread(argv, named, capsys):
+    with pytest.raises(SystemExit):
+        load("thread_invariance").main(argv)
+    assert named in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- threads.py

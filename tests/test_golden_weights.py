@@ -115,8 +115,8 @@ def test_the_comparison_sees_a_small_change_of_behaviour():
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: torch's default is one thread")
-@pytest.mark.parametrize("replay", ["stored_state", "sequence"])
-def test_torch_default_thread_count_gives_the_same_weights(replay):
+@pytest.mark.parametrize("agent,replay", CASES)
+def test_torch_default_thread_count_gives_the_same_weights(agent, replay):
     # torch's default is one intra-op thread per core. ``threads`` is passed explicitly:
     # without it velora's rule (velora.threads) would run these small circuits on one thread.
     threads_seen: set[int] = set()
@@ -125,9 +125,9 @@ def test_torch_default_thread_count_gives_the_same_weights(replay):
         def on_step(self, agent: OffPolicyAgent) -> None:
             threads_seen.add(torch.get_num_threads())
 
-    on_all_threads = golden_run("sac", replay, (RecordThreads(),), threads=os.cpu_count())
+    on_all_threads = golden_run(agent, replay, (RecordThreads(),), threads=os.cpu_count())
     assert threads_seen == {os.cpu_count()}
-    case = ("sac", replay)
+    case = (agent, replay)
     expected = learned_tensors(one_thread_run(*case), case)
     for name, value in learned_tensors(on_all_threads, case).items():
         np.testing.assert_array_equal(value, expected[name], err_msg=name)

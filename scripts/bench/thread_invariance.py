@@ -1,0 +1,78 @@
+"""Does a learning figure depend on the thread count? Weights after a short run, one thread
+against torch's default count, at the sizes the learning benchmarks use.
+
+``tests/test_golden_weights.py`` checks bit equality on tiny circuits in CI; this script checks
+it at the benchmark rows' default sizes (sequence-mode windows of 16 + 8 with 32 / 64-neuron
+heads, the T-maze's 52-step windows, stored-state batches of 256), which are too slow for the
+suite. If the weights after ``--steps`` env steps are equal bit for bit, every figure of that
+row is the same on either thread count.
+
+    python scripts/bench/thread_invariance.py            # every case, ~1-2 min each
+    python scripts/bench/thread_invariance.py tmaze25    # one case
+
+Prints one line per case: the largest absolute weight difference (0.0 is bit equality).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+import velora.envs  # noqa: F401  (registers velora/ env ids)
+from velora.agents import LiquidSAC, LiquidSACDiscrete, OffPolicyAgent
+
+# name: (agent class, env id, constructor arguments beyond the defaults)
+CASES: dict[str, tuple[type[OffPolicyAgent], str, dict[str, Any]]] = {
+    "pendulum_sac": (LiquidSAC, "Pendulum-v1", {}),
+    "pendulum_velonly": (LiquidSAC, "velora/PendulumVelOnly-v1", {"replay": "sequence"}),
+    "popgym_repeat_previous": (LiquidSACDiscrete, "popgym-RepeatPreviousEasy-v0",
+                               {"replay": "sequence"}),
+    "tmaze25": (LiquidSACDiscrete, "velora/TMazePassive-L25-v0",
+                {"replay": "sequence", "seq_len": 52, "burn_in": 0, "batch_size": 4}),
+}
+
+
+def trained_weights(case: str, threads: int, steps: int, learning_starts: int
+                    ) -> dict[str, np.ndarray]:
+    """Every tensor of the agent's networks after a seeded run of ``steps`` env steps."""
+    cls, env, kwargs = CASES[case]
+    agent = cls(env, seed=0, learning_starts=learning_starts, threads=threads, **kwargs)
+    agent.learn(steps, log_dir=False, progress_bar=False)
+    return {f"{name}/{key}": value.detach().cpu().numpy().copy()
+            for name, module in agent.networks().items()
+            for key, value in module.state_dict().items()}
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Runs the cases; returns each case's largest absolute weight difference."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="*", metavar="CASE",
+                        help=f"any of {', '.join(CASES)} (default: all)")
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--learning-starts", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="the count compared with one thread (torch's default: the cores)")
+    args = parser.parse_args(argv)
+    if args.threads < 2:
+        parser.error(f"--threads is {args.threads}; comparing with one thread needs at least 2")
+    unknown = [case for case in args.cases if case not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; expected any of {list(CASES)}")
+    differences: dict[str, float] = {}
+    for case in args.cases or list(CASES):
+        start = time.perf_counter()
+        one = trained_weights(case, 1, args.steps, args.learning_starts)
+        many = trained_weights(case, args.threads, args.steps, args.learning_starts)
+        difference = max(float(np.abs(one[name] - many[name]).max()) for name in one)
+        differences[case] = difference
+        print(f"{case}: 1 vs {args.threads} threads, {args.steps} steps: largest weight "
+              f"difference {difference:.3g} ({time.perf_counter() - start:.0f} s)", flush=True)
+    return differences
+
+
+if __name__ == "__main__":
+    main()
