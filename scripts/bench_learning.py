@@ -634,7 +634,7 @@ def plot(row_name: str, curves: dict[str, list[tuple[int, Any]]], out: Path) -> 
     ax.set_xlabel("env steps")
     episodes = "0..99" if row.eval_episodes is None else f"0..{row.eval_episodes - 1}"
     ax.set_ylabel(f"mean return, reset seeds {episodes} (95 % CI over seeds)")
-    ax.set_title(f"{row_name}: {row.env}")
+    ax.set_title(f"{row_name}\n{row.env}", fontsize="medium")
     ax.legend()
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
