@@ -21,9 +21,11 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
 
 import velora.envs  # noqa: F401  (registers velora/ env ids)
 from velora.agents import LiquidSAC, LiquidSACDiscrete, OffPolicyAgent
+from velora.callbacks import Callback
 
 # name: (agent class, env id, constructor arguments beyond the defaults)
 CASES: dict[str, tuple[type[OffPolicyAgent], str, dict[str, Any]]] = {
@@ -36,15 +38,29 @@ CASES: dict[str, tuple[type[OffPolicyAgent], str, dict[str, Any]]] = {
 }
 
 
+class ThreadsSeen(Callback):
+    """Records torch's intra-op thread count at every env step of training."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: set[int] = set()
+
+    def on_step(self, agent: OffPolicyAgent) -> None:
+        self.counts.add(torch.get_num_threads())
+
+
 def trained_weights(case: str, threads: int, steps: int, learning_starts: int
-                    ) -> dict[str, np.ndarray]:
-    """Every tensor of the agent's networks after a seeded run of ``steps`` env steps."""
+                    ) -> tuple[dict[str, np.ndarray], set[int]]:
+    """Every tensor of the agent's networks after a seeded run of ``steps`` env steps, and
+    the thread counts torch ran that training on."""
     cls, env, kwargs = CASES[case]
     agent = cls(env, seed=0, learning_starts=learning_starts, threads=threads, **kwargs)
-    agent.learn(steps, log_dir=False, progress_bar=False)
-    return {f"{name}/{key}": value.detach().cpu().numpy().copy()
-            for name, module in agent.networks().items()
-            for key, value in module.state_dict().items()}
+    seen = ThreadsSeen()
+    agent.learn(steps, log_dir=False, progress_bar=False, callbacks=(seen,))
+    weights = {f"{name}/{key}": value.detach().cpu().numpy().copy()
+               for name, module in agent.networks().items()
+               for key, value in module.state_dict().items()}
+    return weights, seen.counts
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -65,8 +81,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     differences: dict[str, float] = {}
     for case in args.cases or list(CASES):
         start = time.perf_counter()
-        one = trained_weights(case, 1, args.steps, args.learning_starts)
-        many = trained_weights(case, args.threads, args.steps, args.learning_starts)
+        one, one_seen = trained_weights(case, 1, args.steps, args.learning_starts)
+        many, many_seen = trained_weights(case, args.threads, args.steps, args.learning_starts)
+        if one_seen != {1} or many_seen != {args.threads}:
+            raise RuntimeError(f"{case}: training ran on {sorted(one_seen)} and "
+                               f"{sorted(many_seen)} threads, not 1 and {args.threads}")
         difference = max(float(np.abs(one[name] - many[name]).max()) for name in one)
         differences[case] = difference
         print(f"{case}: 1 vs {args.threads} threads, {args.steps} steps: largest weight "
