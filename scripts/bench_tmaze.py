@@ -8,8 +8,13 @@ so that is the whole evaluation). A run is *solved* at the first evaluation wher
 turns the right way for both cues; L is solved by a cell when all its seeds solve it within the
 step budget (100k env steps). Results are written as they come, one JSON line per evaluation,
 to ``docs/results/tmaze.jsonl``; re-running the same command skips the runs already finished
-(solved, or unsolved after ``--steps``); a run cut in the middle, or one unsolved after a
-smaller ``--steps``, starts again from scratch, its old lines superseded by the new run's.
+(solved, or unsolved after ``--steps``). After every evaluation the agent is saved with its
+replay buffer under ``--checkpoints`` (``runs/tmaze/`` by default); a run cut in the middle
+continues from its last evaluation when the command is run again (``learn(resume=...)``: the same
+weights, buffer, RNG and env states, so the same run as an unbroken one), its lines kept under the
+same run id. A cut run without a checkpoint, or one unsolved after a smaller ``--steps``, starts
+again from scratch, its old lines superseded by the new run's. Long runs (L = 50, 100: hours at
+~10-20 env steps/s) can so be spread over several sittings.
 
     python scripts/bench_tmaze.py run --lengths 10 --cells cfc lstm gru --seeds 0 1 2
     python scripts/bench_tmaze.py speed --lengths 10 25 50 100   # update cost vs window length
@@ -48,6 +53,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "docs" / "results" / "tmaze.jsonl"
 SPEED_RESULTS = REPO_ROOT / "docs" / "results" / "tmaze_speed.jsonl"
+CHECKPOINTS = REPO_ROOT / "runs" / "tmaze"  # git-ignored: cut runs' agents and buffers
 CELLS = ("cfc", "lstm", "gru")
 BUDGET = 100_000  # env steps within which an L must be solved (issue 17)
 
@@ -126,18 +132,25 @@ def junction_counter(env: Any) -> Any:
     import gymnasium as gym
 
     class JunctionCounter(gym.Wrapper):
+        # Plain int attributes, so that a checkpoint's env state carries them (velora's
+        # capture_env_state saves numbers, not dicts) and a resumed run counts on.
         def __init__(self, inner: Any) -> None:
             super().__init__(inner)
-            self.counts = {"episodes": 0, "on_time": 0, "turned": 0, "right_turns": 0}
+            self.episodes = self.on_time = self.turned = self.right_turns = 0
+
+        @property
+        def counts(self) -> dict[str, int]:
+            return {"episodes": self.episodes, "on_time": self.on_time, "turned": self.turned,
+                    "right_turns": self.right_turns}
 
         def step(self, action: Any) -> Any:
             obs, reward, terminated, truncated, info = self.env.step(action)
             if terminated:
                 maze = self.env.unwrapped
-                self.counts["episodes"] += 1
-                self.counts["on_time"] += int(maze.x == maze.corridor_length)
-                self.counts["turned"] += int(maze.y != 0)
-                self.counts["right_turns"] += int(info["success"])
+                self.episodes += 1
+                self.on_time += int(maze.x == maze.corridor_length)
+                self.turned += int(maze.y != 0)
+                self.right_turns += int(info["success"])
             return obs, reward, terminated, truncated, info
 
     return JunctionCounter(env)
@@ -173,6 +186,38 @@ def finished(lines: list[dict[str, Any]], cell: str, length: int, seed: int, ste
                and (x["solved_at"] is not None or x["steps"] >= steps) for x in lines)
 
 
+def checkpoint_path(directory: Path, cell: str, length: int, seed: int, epsilon: float) -> Path:
+    """Where a run's latest agent (and, beside it, ``.json`` run state and buffer) is kept."""
+    return directory / f"{cell}-L{length}-eps{epsilon:.6g}-seed{seed}.safetensors"
+
+
+def saved_run(path: Path, kwargs: dict[str, Any], lines: list[dict[str, Any]]
+              ) -> dict[str, Any] | None:
+    """The run state saved beside checkpoint ``path`` if the run can continue from it: same
+    agent arguments, its lines still the newest in the results; else ``None``."""
+    state_file = path.with_suffix(".json")
+    if not (path.exists() and state_file.exists()):
+        return None
+    state = json.loads(state_file.read_text())
+    if state["kwargs"] != json.loads(json.dumps(kwargs)):
+        return None
+    key = (state["base"]["cell"], state["base"]["L"], kwargs.get("exploration_epsilon", 0.0),
+           state["base"]["seed"])
+    newest = [x["run"] for x in lines if run_key(x) == key]
+    return state if newest and newest[-1] == state["base"]["run"] else None
+
+
+def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def remove_checkpoint(path: Path) -> None:
+    for file in [path, path.with_suffix(".json"), *path.parent.glob(f"{path.name}.buffer-*")]:
+        file.unlink(missing_ok=True)
+
+
 def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None:
     import gymnasium as gym
     import torch
@@ -181,24 +226,37 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
     from velora.agents import LiquidSACDiscrete
 
     torch.set_num_threads(args.threads)
-    kwargs = agent_kwargs(length, cell, args.seq_len, args.burn_in,
-                          exploration_epsilon(length, args.exploration_epsilon))
+    epsilon = exploration_epsilon(length, args.exploration_epsilon)
+    kwargs = agent_kwargs(length, cell, args.seq_len, args.burn_in, epsilon)
     env = junction_counter(gym.make("velora/TMazePassive-v0", corridor_length=length))
     agent = LiquidSACDiscrete(env, seed=seed, **kwargs)
-    run_id = uuid.uuid4().hex[:8]
-    base = {"run": run_id, "cell": cell, "L": length, "seed": seed, **kwargs,
-            "recurrent_cell": cell, "batch_size": agent.batch_size, **trainable_params(agent),
-            "code": bench_common().code_version()}
-    solved_at, start = None, time.perf_counter()
+    ckpt = checkpoint_path(args.checkpoints, cell, length, seed, epsilon)
+    state = saved_run(ckpt, kwargs, read_lines(args.out))
+    if state is None:
+        base = {"run": uuid.uuid4().hex[:8], "cell": cell, "L": length, "seed": seed, **kwargs,
+                "recurrent_cell": cell, "batch_size": agent.batch_size,
+                **trainable_params(agent)}
+        solved_at, wall_before, resume = None, 0.0, None
+    else:
+        base, solved_at, wall_before = state["base"], state["solved_at"], state["wall_s"]
+        resume = ckpt
+        print(f"resume {cell} L={length} seed={seed} at step {state['step']} "
+              f"(run {base['run']})", flush=True)
+    start = time.perf_counter() - wall_before
     with args.out.open("a") as f:
-        while agent.num_timesteps < args.steps:
-            chunk = min(args.eval_every, args.steps - agent.num_timesteps)
+        while (state["step"] if resume else agent.num_timesteps) < args.steps:
+            done = state["step"] if resume else agent.num_timesteps
+            chunk = min(args.eval_every, args.steps - done)
             t0 = time.perf_counter()
-            agent.learn(chunk, log_dir=False, progress_bar=False)
+            if resume:  # loads the agent, its buffer and the env, then trains to the total
+                agent.learn(done + chunk, log_dir=False, progress_bar=False, resume=resume)
+                resume = None
+            else:
+                agent.learn(chunk, log_dir=False, progress_bar=False)
             train_s = time.perf_counter() - t0
             result = evaluate_cues(agent, length)
-            line = {**base, "step": agent.num_timesteps, **result, "sps": chunk / train_s,
-                    "wall_s": time.perf_counter() - start,
+            line = {**base, "code": bench_common().code_version(), "step": agent.num_timesteps,
+                    **result, "sps": chunk / train_s, "wall_s": time.perf_counter() - start,
                     "train_return_last20": sum(agent.episode_returns[-20:]) /
                     max(1, len(agent.episode_returns[-20:])),
                     **{f"train_{k}": v for k, v in env.counts.items()}}
@@ -211,9 +269,16 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
                 solved_at = agent.num_timesteps
                 if not args.continue_after_solve:
                     break
-        f.write(json.dumps({**base, "event": "end", "solved_at": solved_at,
-                            "steps": agent.num_timesteps,
+            if agent.num_timesteps < args.steps:  # the run goes on: keep where it is
+                args.checkpoints.mkdir(parents=True, exist_ok=True)
+                agent.save(ckpt, include_buffer=True)
+                write_json_atomically(ckpt.with_suffix(".json"), {
+                    "base": base, "kwargs": kwargs, "step": agent.num_timesteps,
+                    "solved_at": solved_at, "wall_s": line["wall_s"]})
+        f.write(json.dumps({**base, "code": bench_common().code_version(), "event": "end",
+                            "solved_at": solved_at, "steps": agent.num_timesteps,
                             "wall_s": time.perf_counter() - start}) + "\n")
+    remove_checkpoint(ckpt)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -273,14 +338,19 @@ def speed(args: argparse.Namespace) -> None:
 def latest_runs(lines: list[dict[str, Any]]
                 ) -> dict[tuple[str, int, float, int], list[dict[str, Any]]]:
     """The lines of the newest run of every (cell, L, epsilon, seed); older, superseded runs
-    dropped."""
+    dropped. A step evaluated twice (a run cut after writing its line but before saving its
+    checkpoint retrains that stretch when resumed) keeps its newer line."""
     newest: dict[tuple[str, int, float, int], str] = {}
     for x in lines:
         newest[run_key(x)] = x["run"]
-    runs: dict[tuple[str, int, float, int], list[dict[str, Any]]] = {}
+    kept: dict[tuple[str, Any, Any], dict[str, Any]] = {}
     for x in lines:
         if x["run"] == newest[run_key(x)]:
-            runs.setdefault(run_key(x), []).append(x)
+            kept.pop((x["run"], x.get("step"), x.get("event")), None)  # re-inserted last
+            kept[(x["run"], x.get("step"), x.get("event"))] = x
+    runs: dict[tuple[str, int, float, int], list[dict[str, Any]]] = {}
+    for x in sorted(kept.values(), key=lambda x: ("event" in x, x.get("step", 0))):
+        runs.setdefault(run_key(x), []).append(x)
     return runs
 
 
@@ -376,6 +446,8 @@ def main(argv: list[str] | None = None) -> None:
                             help="LiquidSACDiscrete's exploration_epsilon: 'auto' is 1/(L+1), "
                                  "0 turns it off")
     run_parser.add_argument("--out", type=Path, default=RESULTS)
+    run_parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS,
+                            help="where cut runs are kept to continue (default runs/tmaze)")
     speed_parser = sub.add_parser("speed", help="update cost against the window length")
     speed_parser.add_argument("--lengths", type=int, nargs="+", default=[10, 25, 50, 100])
     speed_parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))

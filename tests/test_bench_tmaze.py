@@ -75,6 +75,53 @@ def test_a_run_appends_evaluations_and_an_end_line_and_is_skipped_when_rerun(ben
     assert "s0: no (60) (run with a 60-step budget, not 100000)" in table
 
 
+def test_a_cut_run_continues_from_its_checkpoint_as_an_unbroken_run_would(bench, tmp_path,
+                                                                           monkeypatch, capsys):
+    argv = ["run", "--lengths", "2", "--cells", "cfc", "--seeds", "0", "--steps", "90",
+            "--eval-every", "30"]
+    unbroken_out = tmp_path / "unbroken.jsonl"
+    bench.main([*argv, "--out", str(unbroken_out), "--checkpoints", str(tmp_path / "u")])
+
+    out, ckpts = tmp_path / "tmaze.jsonl", tmp_path / "ckpt"
+    evaluate = bench.evaluate_cues
+
+    def killed_at_the_second_evaluation(agent, length):
+        if agent.num_timesteps == 60:
+            raise KeyboardInterrupt  # the session ends here
+        return evaluate(agent, length)
+
+    monkeypatch.setattr(bench, "evaluate_cues", killed_at_the_second_evaluation)
+    with pytest.raises(KeyboardInterrupt):
+        bench.main([*argv, "--out", str(out), "--checkpoints", str(ckpts)])
+    assert [json.loads(x)["step"] for x in out.read_text().splitlines()] == [30]
+    saved = bench.checkpoint_path(ckpts, "cfc", 2, 0, 1 / 3)
+    assert saved.exists() and json.loads(saved.with_suffix(".json").read_text())["step"] == 30
+
+    monkeypatch.setattr(bench, "evaluate_cues", evaluate)
+    bench.main([*argv, "--out", str(out), "--checkpoints", str(ckpts)])
+    assert "resume cfc L=2 seed=0 at step 30" in capsys.readouterr().out
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    unbroken = [json.loads(x) for x in unbroken_out.read_text().splitlines()]
+    assert [x.get("step") for x in lines] == [30, 60, 90, None]
+    assert len({x["run"] for x in lines}) == 1  # one run, continued
+    # the same training as the unbroken run: the same episodes, returns and turns
+    same = ("step", "return_up", "return_down", "solved", "train_return_last20",
+            "train_episodes", "train_on_time", "train_turned", "train_right_turns")
+    assert [{k: x.get(k) for k in same} for x in lines] == \
+        [{k: x.get(k) for k in same} for x in unbroken]
+    assert list(ckpts.iterdir()) == []  # a finished run leaves no checkpoint behind
+    table = bench.report(bench.argparse.Namespace(out=out))
+    assert "s0: no (90) (run with a 90-step budget, not 100000)" in table
+
+
+def test_a_step_evaluated_twice_counts_once_with_its_newer_line(bench):
+    base = {"cell": "cfc", "L": 10, "seed": 0, "run": "r"}
+    lines = [{**base, "step": 2000, "sps": 1.0}, {**base, "step": 4000, "sps": 2.0},
+             {**base, "step": 4000, "sps": 3.0}, {**base, "event": "end"}]
+    (run,) = bench.latest_runs(lines).values()
+    assert [(x.get("step"), x.get("sps")) for x in run] == [(2000, 1.0), (4000, 3.0), (None, None)]
+
+
 def test_the_report_takes_a_cut_runs_newest_lines_and_needs_three_seeds(bench, tmp_path):
     out = tmp_path / "tmaze.jsonl"
     base = {"cell": "cfc", "L": 10, "seq_len": 22, "burn_in": 0, "batch_size": 11,
