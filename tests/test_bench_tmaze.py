@@ -43,7 +43,7 @@ def test_a_run_appends_evaluations_and_an_end_line_and_is_skipped_when_rerun(ben
                                                                               capsys):
     out = tmp_path / "tmaze.jsonl"
     argv = ["run", "--lengths", "2", "--cells", "gru", "--seeds", "0", "--steps", "60",
-            "--eval-every", "30", "--out", str(out)]
+            "--eval-every", "30", "--out", str(out), "--checkpoints", str(tmp_path / "ckpt")]
     bench.main(argv)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [x.get("step") for x in lines[:2]] == [30, 60]
