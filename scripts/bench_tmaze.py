@@ -19,6 +19,10 @@ again from scratch, its old lines superseded by the new run's. Long runs (L = 50
     python scripts/bench_tmaze.py run --lengths 10 --cells cfc lstm gru --seeds 0 1 2
     python scripts/bench_tmaze.py speed --lengths 10 25 50 100   # update cost vs window length
     python scripts/bench_tmaze.py report --docs docs/benchmarks.md
+    python scripts/bench_tmaze.py probe runs/tmaze/cfc-L50-eps0.0196078-seed0.final.safetensors \
+        --length 50   # how long a finished run's actor state keeps the cue
+
+A finished run keeps its last agent (without the buffer) as ``<run>.final.safetensors``.
 
 Window: the whole episode must fit in the part of a replay window that gets gradients, or the
 cue could reach the decision only through a stored (stale, gradient-free) state. Windows start
@@ -213,6 +217,11 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def final_agent_path(path: Path) -> Path:
+    """Where a finished run's last agent (no buffer) is kept, for ``probe``."""
+    return path.with_name(path.stem + ".final.safetensors")
+
+
 def remove_checkpoint(path: Path) -> None:
     for file in [path, path.with_suffix(".json"), *path.parent.glob(f"{path.name}.buffer-*")]:
         file.unlink(missing_ok=True)
@@ -278,7 +287,53 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
         f.write(json.dumps({**base, "code": bench_common().code_version(), "event": "end",
                             "solved_at": solved_at, "steps": agent.num_timesteps,
                             "wall_s": time.perf_counter() - start}) + "\n")
+    args.checkpoints.mkdir(parents=True, exist_ok=True)
+    agent.save(final_agent_path(ckpt))
     remove_checkpoint(ckpt)
+
+
+def cue_retention(agent: Any, corridor_length: int) -> list[float]:
+    """How far apart the actor's hidden states are after the same steps under the two cues:
+    ``[|h_up(t) - h_down(t)| for t = 0 .. L]`` (Euclidean norm), playing the deterministic
+    policy from the two cues' first observations with the walk of the up-cue episode. Step 0 is
+    the state right after the cue; from then on both play the same inputs (the corridor looks
+    the same), so the distance is what is left of the cue. 0 means the state forgot it."""
+    import gymnasium as gym
+    import numpy as np
+
+    env = agent.wrap_env(gym.make("velora/TMazePassive-v0", corridor_length=corridor_length))
+    obs = {cue: env.reset(seed=0, options={"cue": cue})[0] for cue in (-1, 1)}
+    states: dict[int, Any] = {-1: None, 1: None}
+    distances = []
+    env.reset(seed=0, options={"cue": 1})
+    for _ in range(corridor_length + 1):
+        actions = {}
+        for cue in (-1, 1):
+            actions[cue], states[cue] = agent.predict(obs[cue], state=states[cue],
+                                                      deterministic=True)
+        distances.append(float(np.linalg.norm(np.asarray(states[1]) - np.asarray(states[-1]))))
+        # both cues go on with the up-cue episode's observations: one walk, two memories
+        step_obs, *_ = env.step(actions[1])
+        obs = {-1: step_obs, 1: step_obs}
+    return distances
+
+
+def probe(args: argparse.Namespace) -> list[float]:
+    """Print :func:`cue_retention` of a saved T-maze agent (``runs/tmaze/*.safetensors``)."""
+    import torch
+
+    import velora.envs  # noqa: F401  (registers velora/TMazePassive-v0)
+    from velora.agents import LiquidSACDiscrete
+
+    torch.set_num_threads(1)
+    agent = LiquidSACDiscrete.load(args.checkpoint)
+    distances = cue_retention(agent, args.length)
+    for t, d in enumerate(distances):
+        print(f"t={t:3d} |h_up - h_down| = {d:.3g}")
+    forgotten = next((t for t, d in enumerate(distances) if d == 0.0), None)
+    print("the state holds the cue to the junction" if forgotten is None
+          else f"the state forgets the cue (identical under both cues) from step {forgotten}")
+    return distances
 
 
 def run(args: argparse.Namespace) -> None:
@@ -428,7 +483,7 @@ def bench_common() -> Any:
     return _common
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> Any:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="train and evaluate, appending JSON lines")
@@ -456,6 +511,9 @@ def main(argv: list[str] | None = None) -> None:
     speed_parser.add_argument("--updates", type=int, default=10)
     speed_parser.add_argument("--threads", type=int, default=1)
     speed_parser.add_argument("--out", type=Path, default=SPEED_RESULTS)
+    probe_parser = sub.add_parser("probe", help="how long a saved agent's state keeps the cue")
+    probe_parser.add_argument("checkpoint", type=Path)
+    probe_parser.add_argument("--length", type=int, required=True, help="corridor length L")
     report_parser = sub.add_parser("report", help="print the memory-length table")
     report_parser.add_argument("--out", type=Path, default=RESULTS)
     report_parser.add_argument("--speed", type=Path, default=SPEED_RESULTS)
@@ -466,8 +524,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command in ("run", "speed"):
         os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
         (run if args.command == "run" else speed)(args)
+    elif args.command == "probe":
+        return probe(args)
     else:
         report(args)
+    return None
 
 
 if __name__ == "__main__":

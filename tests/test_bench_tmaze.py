@@ -109,9 +109,39 @@ def test_a_cut_run_continues_from_its_checkpoint_as_an_unbroken_run_would(bench,
             "train_episodes", "train_on_time", "train_turned", "train_right_turns")
     assert [{k: x.get(k) for k in same} for x in lines] == \
         [{k: x.get(k) for k in same} for x in unbroken]
-    assert list(ckpts.iterdir()) == []  # a finished run leaves no checkpoint behind
+    # a finished run leaves no checkpoint to resume, only its last agent for `probe`
+    assert [x.name for x in ckpts.iterdir()] == [
+        bench.final_agent_path(saved).name]
     table = bench.report(bench.argparse.Namespace(out=out))
     assert "s0: no (90) (run with a 90-step budget, not 100000)" in table
+
+
+def test_the_probe_measures_how_far_apart_the_two_cues_leave_the_actor_state(bench, tmp_path,
+                                                                             capsys):
+    import gymnasium as gym
+    import numpy as np
+
+    import velora.envs  # noqa: F401
+    from velora.agents import LiquidSACDiscrete
+
+    env = gym.make("velora/TMazePassive-v0", corridor_length=3)
+    agent = LiquidSACDiscrete(env, seed=0, **bench.agent_kwargs(3, "cfc", None, 0))
+    agent.save(tmp_path / "agent.safetensors")
+    distances = bench.main(["probe", str(tmp_path / "agent.safetensors"), "--length", "3"])
+    # by hand: both cues' first observations, then the up-cue walk's observations for both
+    play = agent.wrap_env(gym.make("velora/TMazePassive-v0", corridor_length=3))
+    obs = {cue: play.reset(seed=0, options={"cue": cue})[0] for cue in (-1, 1)}
+    play.reset(seed=0, options={"cue": 1})
+    states, expected = {-1: None, 1: None}, []
+    for _ in range(4):
+        up, states[1] = agent.predict(obs[1], state=states[1], deterministic=True)
+        _, states[-1] = agent.predict(obs[-1], state=states[-1], deterministic=True)
+        expected.append(float(np.linalg.norm(states[1] - states[-1])))
+        obs = dict.fromkeys((-1, 1), play.step(up)[0])
+    assert distances == expected and len(distances) == 4
+    assert distances[0] > 0  # the cue is seen: the two states start apart
+    out = capsys.readouterr().out
+    assert f"t=  0 |h_up - h_down| = {distances[0]:.3g}" in out
 
 
 def test_a_step_evaluated_twice_counts_once_with_its_newer_line(bench):
