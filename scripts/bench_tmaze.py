@@ -333,6 +333,10 @@ def probe(args: argparse.Namespace) -> list[float]:
     forgotten = next((t for t, d in enumerate(distances) if d == 0.0), None)
     print("the state holds the cue to the junction" if forgotten is None
           else f"the state forgets the cue (identical under both cues) from step {forgotten}")
+    for length in args.eval_lengths:  # the same agent in longer (or shorter) corridors
+        result = evaluate_cues(agent, length)
+        print(f"L={length}: right turn for cue up {result['success_up']}, "
+              f"for cue down {result['success_down']}")
     return distances
 
 
@@ -514,6 +518,8 @@ def main(argv: list[str] | None = None) -> Any:
     probe_parser = sub.add_parser("probe", help="how long a saved agent's state keeps the cue")
     probe_parser.add_argument("checkpoint", type=Path)
     probe_parser.add_argument("--length", type=int, required=True, help="corridor length L")
+    probe_parser.add_argument("--eval-lengths", type=int, nargs="*", default=[],
+                              help="also play both cues in corridors of these lengths")
     report_parser = sub.add_parser("report", help="print the memory-length table")
     report_parser.add_argument("--out", type=Path, default=RESULTS)
     report_parser.add_argument("--speed", type=Path, default=SPEED_RESULTS)

@@ -127,7 +127,8 @@ def test_the_probe_measures_how_far_apart_the_two_cues_leave_the_actor_state(ben
     env = gym.make("velora/TMazePassive-v0", corridor_length=3)
     agent = LiquidSACDiscrete(env, seed=0, **bench.agent_kwargs(3, "cfc", None, 0))
     agent.save(tmp_path / "agent.safetensors")
-    distances = bench.main(["probe", str(tmp_path / "agent.safetensors"), "--length", "3"])
+    distances = bench.main(["probe", str(tmp_path / "agent.safetensors"), "--length", "3",
+                            "--eval-lengths", "2", "5"])
     # by hand: both cues' first observations, then the up-cue walk's observations for both
     play = agent.wrap_env(gym.make("velora/TMazePassive-v0", corridor_length=3))
     obs = {cue: play.reset(seed=0, options={"cue": cue})[0] for cue in (-1, 1)}
@@ -142,6 +143,10 @@ def test_the_probe_measures_how_far_apart_the_two_cues_leave_the_actor_state(ben
     assert distances[0] > 0  # the cue is seen: the two states start apart
     out = capsys.readouterr().out
     assert f"t=  0 |h_up - h_down| = {distances[0]:.3g}" in out
+    for length in (2, 5):  # the same agent played in other corridors, as evaluate_cues plays
+        result = bench.evaluate_cues(agent, length)
+        assert (f"L={length}: right turn for cue up {result['success_up']}, for cue down "
+                f"{result['success_down']}") in out
 
 
 def test_a_step_evaluated_twice_counts_once_with_its_newer_line(bench):
