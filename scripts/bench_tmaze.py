@@ -205,16 +205,8 @@ def saved_run(path: Path, kwargs: dict[str, Any], lines: list[dict[str, Any]]
     state = json.loads(state_file.read_text())
     if state["kwargs"] != json.loads(json.dumps(kwargs)):
         return None
-    key = (state["base"]["cell"], state["base"]["L"], kwargs.get("exploration_epsilon", 0.0),
-           state["base"]["seed"])
-    newest = [x["run"] for x in lines if run_key(x) == key]
+    newest = [x["run"] for x in lines if run_key(x) == run_key(state["base"])]
     return state if newest and newest[-1] == state["base"]["run"] else None
-
-
-def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
 
 
 def final_agent_path(path: Path) -> Path:
@@ -232,9 +224,11 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
     import torch
 
     import velora.envs  # noqa: F401  (registers velora/TMazePassive-v0)
+    from velora._io import atomic_write
     from velora.agents import LiquidSACDiscrete
 
     torch.set_num_threads(args.threads)
+    code = bench_common().code_version()  # of this sitting: a resumed run may span commits
     epsilon = exploration_epsilon(length, args.exploration_epsilon)
     kwargs = agent_kwargs(length, cell, args.seq_len, args.burn_in, epsilon)
     env = junction_counter(gym.make("velora/TMazePassive-v0", corridor_length=length))
@@ -252,9 +246,9 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
         print(f"resume {cell} L={length} seed={seed} at step {state['step']} "
               f"(run {base['run']})", flush=True)
     start = time.perf_counter() - wall_before
+    done = state["step"] if resume else 0  # env steps trained so far
     with args.out.open("a") as f:
-        while (state["step"] if resume else agent.num_timesteps) < args.steps:
-            done = state["step"] if resume else agent.num_timesteps
+        while done < args.steps:
             chunk = min(args.eval_every, args.steps - done)
             t0 = time.perf_counter()
             if resume:  # loads the agent, its buffer and the env, then trains to the total
@@ -263,8 +257,9 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
             else:
                 agent.learn(chunk, log_dir=False, progress_bar=False)
             train_s = time.perf_counter() - t0
+            done = agent.num_timesteps
             result = evaluate_cues(agent, length)
-            line = {**base, "code": bench_common().code_version(), "step": agent.num_timesteps,
+            line = {**base, "code": code, "step": agent.num_timesteps,
                     **result, "sps": chunk / train_s, "wall_s": time.perf_counter() - start,
                     "train_return_last20": sum(agent.episode_returns[-20:]) /
                     max(1, len(agent.episode_returns[-20:])),
@@ -279,15 +274,15 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
                 if not args.continue_after_solve:
                     break
             if agent.num_timesteps < args.steps:  # the run goes on: keep where it is
-                args.checkpoints.mkdir(parents=True, exist_ok=True)
+                args.checkpoints.mkdir(parents=True, exist_ok=True)  # the buffer file needs it
                 agent.save(ckpt, include_buffer=True)
-                write_json_atomically(ckpt.with_suffix(".json"), {
-                    "base": base, "kwargs": kwargs, "step": agent.num_timesteps,
-                    "solved_at": solved_at, "wall_s": line["wall_s"]})
-        f.write(json.dumps({**base, "code": bench_common().code_version(), "event": "end",
+                run_state = json.dumps({"base": base, "kwargs": kwargs, "step": done,
+                                        "solved_at": solved_at, "wall_s": line["wall_s"]})
+                atomic_write(ckpt.with_suffix(".json"),
+                             lambda tmp, text=run_state: tmp.write_text(text))
+        f.write(json.dumps({**base, "code": code, "event": "end",
                             "solved_at": solved_at, "steps": agent.num_timesteps,
                             "wall_s": time.perf_counter() - start}) + "\n")
-    args.checkpoints.mkdir(parents=True, exist_ok=True)
     agent.save(final_agent_path(ckpt))
     remove_checkpoint(ckpt)
 
@@ -302,16 +297,16 @@ def cue_retention(agent: Any, corridor_length: int) -> list[float]:
     import numpy as np
 
     env = agent.wrap_env(gym.make("velora/TMazePassive-v0", corridor_length=corridor_length))
+    # the up-cue episode last, so that the env walks on in it
     obs = {cue: env.reset(seed=0, options={"cue": cue})[0] for cue in (-1, 1)}
     states: dict[int, Any] = {-1: None, 1: None}
     distances = []
-    env.reset(seed=0, options={"cue": 1})
     for _ in range(corridor_length + 1):
         actions = {}
         for cue in (-1, 1):
             actions[cue], states[cue] = agent.predict(obs[cue], state=states[cue],
                                                       deterministic=True)
-        distances.append(float(np.linalg.norm(np.asarray(states[1]) - np.asarray(states[-1]))))
+        distances.append(float(np.linalg.norm(states[1] - states[-1])))
         # both cues go on with the up-cue episode's observations: one walk, two memories
         step_obs, *_ = env.step(actions[1])
         obs = {-1: step_obs, 1: step_obs}
@@ -405,7 +400,6 @@ def latest_runs(lines: list[dict[str, Any]]
     kept: dict[tuple[str, Any, Any], dict[str, Any]] = {}
     for x in lines:
         if x["run"] == newest[run_key(x)]:
-            kept.pop((x["run"], x.get("step"), x.get("event")), None)  # re-inserted last
             kept[(x["run"], x.get("step"), x.get("event"))] = x
     runs: dict[tuple[str, int, float, int], list[dict[str, Any]]] = {}
     for x in sorted(kept.values(), key=lambda x: ("event" in x, x.get("step", 0))):
