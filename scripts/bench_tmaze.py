@@ -22,7 +22,11 @@ again from scratch, its old lines superseded by the new run's. Long runs (L = 50
     python scripts/bench_tmaze.py probe runs/tmaze/cfc-L50-eps0.0196078-seed0.final.safetensors \
         --length 50   # how long a finished run's actor state keeps the cue
 
-A finished run keeps its last agent (without the buffer) as ``<run>.final.safetensors``.
+A finished run keeps its last agent (without the buffer) as ``<run>.final.safetensors``, and
+its end line records that agent played, untrained, in the longer corridors of
+``--zero-shot-lengths`` (25, 50, 100, 200 by default): whether what it learnt at L holds the cue
+for longer. ``--redo`` trains finished runs again (to measure that for runs finished before it
+was recorded); the new run supersedes the old lines, and a seeded run retraces its old training.
 
 Window: the whole episode must fit in the part of a replay window that gets gradients, or the
 cue could reach the decision only through a stored (stale, gradient-free) state. Windows start
@@ -60,6 +64,7 @@ SPEED_RESULTS = REPO_ROOT / "docs" / "results" / "tmaze_speed.jsonl"
 CHECKPOINTS = REPO_ROOT / "runs" / "tmaze"  # git-ignored: cut runs' agents and buffers
 CELLS = ("cfc", "lstm", "gru")
 BUDGET = 100_000  # env steps within which an L must be solved (issue 17)
+ZERO_SHOT_LENGTHS = (25, 50, 100, 200)  # where a finished agent is also played, untrained
 
 
 def exploration_scale(corridor_length: int) -> float:
@@ -280,11 +285,24 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
                                         "solved_at": solved_at, "wall_s": line["wall_s"]})
                 atomic_write(ckpt.with_suffix(".json"),
                              lambda tmp, text=run_state: tmp.write_text(text))
-        f.write(json.dumps({**base, "code": code, "event": "end",
-                            "solved_at": solved_at, "steps": agent.num_timesteps,
-                            "wall_s": time.perf_counter() - start}) + "\n")
+        end_line = {**base, "code": code, "event": "end", "solved_at": solved_at,
+                    "steps": agent.num_timesteps, "wall_s": time.perf_counter() - start}
+        end_line["zero_shot"] = zero_shot(agent, length, args.zero_shot_lengths)
+        f.write(json.dumps(end_line) + "\n")
     agent.save(final_agent_path(ckpt))
     remove_checkpoint(ckpt)
+
+
+def zero_shot(agent: Any, trained_length: int, lengths: list[int]) -> dict[str, dict[str, bool]]:
+    """The trained agent played, without further training, in the corridors of ``lengths``
+    longer than the one it trained in: ``{str(L): {"success_up": ..., "success_down": ...}}``
+    (:func:`evaluate_cues`). Whether what it learnt holds the cue for longer than it had to."""
+    out = {}
+    for length in sorted(n for n in set(lengths) if n > trained_length):
+        result = evaluate_cues(agent, length)
+        out[str(length)] = {"success_up": result["success_up"],
+                            "success_down": result["success_down"]}
+    return out
 
 
 def cue_retention(agent: Any, corridor_length: int) -> list[float]:
@@ -341,7 +359,8 @@ def run(args: argparse.Namespace) -> None:
         for cell in args.cells:
             for seed in args.seeds:
                 epsilon = exploration_epsilon(length, args.exploration_epsilon)
-                if finished(read_lines(args.out), cell, length, seed, args.steps, epsilon):
+                if not args.redo and finished(read_lines(args.out), cell, length, seed,
+                                              args.steps, epsilon):
                     print(f"skip {cell} L={length} seed={seed}: finished", flush=True)
                     continue
                 run_one(cell, length, seed, args)
@@ -407,6 +426,47 @@ def latest_runs(lines: list[dict[str, Any]]
     return runs
 
 
+def zero_shot_table(runs: dict[tuple[str, int, float, int], list[dict[str, Any]]]
+                    ) -> list[str]:
+    """Rows of the zero-shot table: per cell, trained L and exploration setting, how many of the
+    seeds that solved L also turn the right way for both cues in each longer corridor, untrained
+    (:func:`zero_shot`, recorded in the runs' end lines). Solved runs finished before the
+    measurement existed are counted apart, as not measured."""
+    measured: dict[tuple[str, int, float], dict[int, dict[str, Any]]] = {}
+    unmeasured: dict[tuple[str, int, float], list[int]] = {}
+    for (cell, length, epsilon, seed), lines in runs.items():
+        end = next((x for x in lines if x.get("event") == "end"), None)
+        if end is None or end.get("solved_at") is None:
+            continue  # only an agent that solved its own corridor is asked about longer ones
+        if "zero_shot" in end:
+            measured.setdefault((cell, length, epsilon), {})[seed] = end["zero_shot"]
+        else:
+            unmeasured.setdefault((cell, length, epsilon), []).append(seed)
+    if not measured:
+        return []
+    settings = sorted(set(measured) | set(unmeasured),
+                      key=lambda k: (CELLS.index(k[0]), k[1], k[2]))
+    lengths = sorted({int(n) for seeds in measured.values() for r in seeds.values() for n in r})
+    rows = ["", "Zero-shot: solved agents played, without further training, in longer corridors "
+            "(seeds turning the right way for both cues / seeds solved at L and measured)", "",
+            "| cell | trained at L | exploration epsilon | "
+            + " | ".join(f"at L = {n}" for n in lengths) + " | solved, not measured |",
+            "|---|---|---|" + "---|" * len(lengths) + "---|"]
+    for cell, length, epsilon in settings:
+        seeds = measured.get((cell, length, epsilon), {})
+        texts = []
+        for n in lengths:
+            asked = {s: r[str(n)] for s, r in seeds.items() if str(n) in r}
+            right = sorted(s for s, r in asked.items() if r["success_up"] and r["success_down"])
+            texts.append(f"{len(right)}/{len(asked)}" + (
+                f" (s{', s'.join(map(str, right))})" if right else "") if asked else "—")
+        missing = sorted(unmeasured.get((cell, length, epsilon), []))
+        cells = [cell, str(length), epsilon_label(length, epsilon), *texts,
+                 ", ".join(f"s{s}" for s in missing) or "—"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
 def report(args: argparse.Namespace) -> str:
     """The memory-length table: per cell and L, the seeds solved and the steps to solve, the
     window, parameters and training speed; then the longest L every seed solved per cell."""
@@ -454,6 +514,7 @@ def report(args: argparse.Namespace) -> str:
         text = "none" if length is None else str(length)
         rows.append(f"longest L solved on every one of >= 3 seeds, {cell}, exploration epsilon "
                     f"{label}: {text}")
+    rows += zero_shot_table(runs)
     speed_path = getattr(args, "speed", None)
     speed_lines = read_lines(speed_path) if speed_path is not None else []
     if speed_lines:
@@ -495,6 +556,13 @@ def main(argv: list[str] | None = None) -> Any:
     run_parser.add_argument("--burn-in", type=int, default=0)
     run_parser.add_argument("--threads", type=int, default=1)
     run_parser.add_argument("--continue-after-solve", action="store_true")
+    run_parser.add_argument("--zero-shot-lengths", type=int, nargs="*",
+                            default=list(ZERO_SHOT_LENGTHS),
+                            help="corridor lengths, longer than the trained one, to play the "
+                                 "finished agent in without training (recorded in its end line)")
+    run_parser.add_argument("--redo", action="store_true",
+                            help="train finished runs again, as new runs that supersede the old "
+                                 "lines (a seeded run retraces its old training exactly)")
     run_parser.add_argument("--exploration-epsilon", default="auto", type=epsilon_setting,
                             help="LiquidSACDiscrete's exploration_epsilon: 'auto' is 1/(L+1), "
                                  "0 turns it off")

@@ -149,6 +149,68 @@ def test_the_probe_measures_how_far_apart_the_two_cues_leave_the_actor_state(ben
                 f"{result['success_down']}") in out
 
 
+def test_a_finished_run_records_its_agent_played_untrained_in_longer_corridors(bench, tmp_path,
+                                                                               capsys):
+    from velora.agents import LiquidSACDiscrete
+
+    out, ckpts = tmp_path / "tmaze.jsonl", tmp_path / "ckpt"
+    argv = ["run", "--lengths", "2", "--cells", "cfc", "--seeds", "0", "--steps", "30",
+            "--eval-every", "30", "--zero-shot-lengths", "1", "2", "4", "3", "4",
+            "--out", str(out), "--checkpoints", str(ckpts)]
+    bench.main(argv)
+    first = [json.loads(x) for x in out.read_text().splitlines()]
+    end = first[-1]
+    # only the longer corridors, each once, in order; as evaluate_cues plays the last agent
+    assert list(end["zero_shot"]) == ["3", "4"]
+    final = LiquidSACDiscrete.load(bench.final_agent_path(
+        bench.checkpoint_path(ckpts, "cfc", 2, 0, 1 / 3)))
+    for length in (3, 4):
+        result = bench.evaluate_cues(final, length)
+        assert end["zero_shot"][str(length)] == {"success_up": result["success_up"],
+                                                 "success_down": result["success_down"]}
+    # --redo trains the finished run again as a new run, which retraces the old one
+    bench.main([*argv, "--redo"])
+    assert "skip" not in capsys.readouterr().out
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    again = lines[len(first):]
+    assert len(again) == len(first) and again[0]["run"] != first[0]["run"]
+    same = ("step", "return_up", "return_down", "train_return_last20", "train_right_turns",
+            "zero_shot")
+    assert [{k: x.get(k) for k in same} for x in again] == \
+        [{k: x.get(k) for k in same} for x in first]
+    (kept,) = bench.latest_runs(lines).values()
+    assert {x["run"] for x in kept} == {again[0]["run"]}
+
+
+def test_the_zero_shot_table_counts_only_solved_seeds_and_names_the_unmeasured(bench, tmp_path):
+    out = tmp_path / "tmaze.jsonl"
+    base = {"cell": "cfc", "L": 25, "seq_len": 52, "burn_in": 0, "batch_size": 4,
+            "actor_params": 1, "critic_params": 2, "sps": 30.0, "exploration_epsilon": 1 / 26}
+    both, one = {"success_up": True, "success_down": True}, {"success_up": True,
+                                                              "success_down": False}
+    ends = {0: {"solved_at": 2000, "zero_shot": {"50": both, "100": both}},
+            1: {"solved_at": 4000, "zero_shot": {"50": both, "100": one}},
+            2: {"solved_at": 2000},  # finished before the measurement existed
+            3: {"solved_at": None, "zero_shot": {"50": both, "100": both}}}  # unsolved: not asked
+    lines = []
+    for seed, end in ends.items():
+        lines.append({**base, "run": f"r{seed}", "seed": seed, "step": 2000,
+                      "solved": end["solved_at"] is not None})
+        lines.append({**base, "run": f"r{seed}", "seed": seed, "event": "end", **end})
+    lines.append({**base, "cell": "gru", "run": "g0", "seed": 0, "step": 2000, "solved": True})
+    lines.append({**base, "cell": "gru", "run": "g0", "seed": 0, "event": "end",
+                  "solved_at": 2000, "zero_shot": {"50": one}})
+    out.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    table = bench.report(bench.argparse.Namespace(out=out))
+    assert "| cell | trained at L | exploration epsilon | at L = 50 | at L = 100 | solved, not " \
+           "measured |" in table
+    assert "| cfc | 25 | 1/(L+1) | 2/2 (s0, s1) | 1/2 (s0) | s2 |" in table
+    assert "| gru | 25 | 1/(L+1) | 0/1 | — | — |" in table
+    out.write_text("".join(json.dumps(x) + "\n" for x in lines
+                           if "zero_shot" not in x or x["seed"] == 3))
+    assert "Zero-shot" not in bench.report(bench.argparse.Namespace(out=out))
+
+
 def test_a_step_evaluated_twice_counts_once_with_its_newer_line(bench):
     base = {"cell": "cfc", "L": 10, "seed": 0, "run": "r"}
     lines = [{**base, "step": 2000, "sps": 1.0}, {**base, "step": 4000, "sps": 2.0},
