@@ -426,6 +426,13 @@ def latest_runs(lines: list[dict[str, Any]]
     return runs
 
 
+def value_span(lines: list[dict[str, Any]], key: str) -> str:
+    """``key``'s value over ``lines``: ``"v"`` if one, ``"min–max"`` if they differ (the liquid
+    wiring is drawn per seed, and the LSTM / GRU size is matched to it, so sizes vary)."""
+    values = sorted({x[key] for x in lines})
+    return str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
+
+
 def zero_shot_table(runs: dict[tuple[str, int, float, int], list[dict[str, Any]]]
                     ) -> list[str]:
     """Rows of the zero-shot table: per cell, trained L and exploration setting, how many of the
@@ -497,7 +504,8 @@ def report(args: argparse.Namespace) -> str:
                 if ends[s] and s not in solved_at and last < BUDGET:
                     status = f" (run with a {last}-step budget, not {BUDGET})"
                 cells_text.append(f"s{s}: {solved_at.get(s, f'no ({last})')}{status}")
-            sample = (evals[seeds[0]] or ends[seeds[0]])[0]
+            firsts = [(evals[s] or ends[s])[0] for s in seeds]
+            sample = firsts[0]
             sps = [x["sps"] for s in seeds for x in evals[s]]
             all_solved = len(seeds) >= 3 and len(solved_at) == len(seeds)
             best = longest[(cell, label)]
@@ -505,7 +513,8 @@ def report(args: argparse.Namespace) -> str:
                 longest[(cell, label)] = length
             rows.append(
                 f"| {cell} | {length} | {label} | {sample['seq_len']} | {sample['burn_in']} | "
-                f"{sample['batch_size']} | {sample['actor_params']} / {sample['critic_params']} | "
+                f"{sample['batch_size']} | {value_span(firsts, 'actor_params')} / "
+                f"{value_span(firsts, 'critic_params')} | "
                 f"{len(solved_at)}/{len(seeds)} | {'; '.join(cells_text)} | "
                 f"{(sum(sps) / len(sps)) if sps else float('nan'):.0f} |")
     if longest:

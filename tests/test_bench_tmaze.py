@@ -225,13 +225,16 @@ def test_the_report_takes_a_cut_runs_newest_lines_and_needs_three_seeds(bench, t
             "actor_params": 1, "critic_params": 2, "sps": 50.0}
     lines = [{**base, "run": "old", "seed": 0, "step": 2000, "solved": True}]  # superseded
     for seed in (0, 1, 2):
-        lines.append({**base, "run": f"r{seed}", "seed": seed, "step": 2000, "solved": False})
-        lines.append({**base, "run": f"r{seed}", "seed": seed, "step": 4000, "solved": seed != 2})
+        size = {"actor_params": 1 + seed}  # the wiring, so the size, is drawn per seed
+        lines.append({**base, **size, "run": f"r{seed}", "seed": seed, "step": 2000,
+                      "solved": False})
+        lines.append({**base, **size, "run": f"r{seed}", "seed": seed, "step": 4000,
+                      "solved": seed != 2})
         if seed != 2:  # seed 2 was cut: no end line
             lines.append({**base, "run": f"r{seed}", "seed": seed, "event": "end"})
     out.write_text("".join(json.dumps(x) + "\n" for x in lines))
     table = bench.report(bench.argparse.Namespace(out=out))
-    assert "| cfc | 10 | 0 | 22 |" in table  # lines without the option ran without it
+    assert "| cfc | 10 | 0 | 22 | 0 | 11 | 1–3 / 2 |" in table  # no option: ran without it
     assert "| 2/3 | s0: 4000; s1: 4000; s2: no (4000) (cut at 4000) |" in table
     assert "longest L solved on every one of >= 3 seeds, cfc, exploration epsilon 0: none" \
         in table
