@@ -26,7 +26,8 @@ A finished run keeps its last agent (without the buffer) as ``<run>.final.safete
 its end line records that agent played, untrained, in the longer corridors of
 ``--zero-shot-lengths`` (25, 50, 100, 200 by default): whether what it learnt at L holds the cue
 for longer. ``--redo`` trains finished runs again (to measure that for runs finished before it
-was recorded); the new run supersedes the old lines, and a seeded run retraces its old training.
+was recorded); the new run supersedes the old lines. A seeded run retraces its old training on
+the same CPU and torch build; another CPU may round differently and take another path.
 
 Window: the whole episode must fit in the part of a replay window that gets gradients, or the
 cue could reach the decision only through a stored (stale, gradient-free) state. Windows start
@@ -571,7 +572,8 @@ def main(argv: list[str] | None = None) -> Any:
                                  "finished agent in without training (recorded in its end line)")
     run_parser.add_argument("--redo", action="store_true",
                             help="train finished runs again, as new runs that supersede the old "
-                                 "lines (a seeded run retraces its old training exactly)")
+                                 "lines (a seeded run retraces its old training exactly on the same "
+                                 "CPU and torch build)")
     run_parser.add_argument("--exploration-epsilon", default="auto", type=epsilon_setting,
                             help="LiquidSACDiscrete's exploration_epsilon: 'auto' is 1/(L+1), "
                                  "0 turns it off")

@@ -3,9 +3,10 @@ against torch's default count, at the sizes the learning benchmarks use.
 
 ``tests/test_golden_weights.py`` checks bit equality on tiny circuits in CI; this script checks
 it at the benchmark rows' default sizes (sequence-mode windows of 16 + 8 with 32 / 64-neuron
-heads, the T-maze's 52-step windows, stored-state batches of 256), which are too slow for the
-suite. If the weights after ``--steps`` env steps are equal bit for bit, every figure of that
-row is the same on either thread count.
+heads, POPGym's Discrete-, MultiDiscrete- and Box-action agents, the T-maze's 52-step windows,
+stored-state batches of 256), which are too slow for the suite. If the weights after
+``--steps`` env steps are equal bit for bit, every figure of that row is the same on either
+thread count.
 
     python scripts/bench/thread_invariance.py            # every case, ~1-2 min each
     python scripts/bench/thread_invariance.py tmaze25    # one case
@@ -33,6 +34,11 @@ CASES: dict[str, tuple[type[OffPolicyAgent], str, dict[str, Any]]] = {
     "pendulum_velonly": (LiquidSAC, "velora/PendulumVelOnly-v1", {"replay": "sequence"}),
     "popgym_repeat_previous": (LiquidSACDiscrete, "popgym-RepeatPreviousEasy-v0",
                                {"replay": "sequence"}),
+    # MultiDiscrete actions (one categorical per dimension): POPGym's MineSweeper row
+    "popgym_minesweeper": (LiquidSACDiscrete, "popgym-MineSweeperEasy-v0", {"replay": "sequence"}),
+    # Box actions in sequence mode on POPGym: the two pendulum rows' agent
+    "popgym_pendulum": (LiquidSAC, "popgym-NoisyPositionOnlyPendulumEasy-v0",
+                        {"replay": "sequence"}),
     "tmaze25": (LiquidSACDiscrete, "velora/TMazePassive-L25-v0",
                 {"replay": "sequence", "seq_len": 52, "burn_in": 0, "batch_size": 4}),
 }
