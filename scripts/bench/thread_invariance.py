@@ -8,7 +8,7 @@ stored-state batches of 256), which are too slow for the suite. If the weights a
 ``--steps`` env steps are equal bit for bit, every figure of that row is the same on either
 thread count.
 
-    python scripts/bench/thread_invariance.py            # every case, ~1-2 min each
+    python scripts/bench/thread_invariance.py            # every case, 2-15 min each
     python scripts/bench/thread_invariance.py tmaze25    # one case
 
 Prints one line per case: the largest absolute weight difference (0.0 is bit equality).
