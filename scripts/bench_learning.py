@@ -250,9 +250,15 @@ for _task in POPGYM_TASKS:
         {"velora": System("velora_sac" if _task in _POPGYM_BOX_ACTIONS else "velora_sac_discrete",
                           {"replay": "sequence"}),
          "sb3_recurrent_ppo": System("sb3_recurrent_ppo", {"flatten": True}),
-         "sb3_ppo": System("sb3_ppo", {"flatten": True})},
+         "sb3_ppo": System("sb3_ppo", {"flatten": True}),
+         # A control, not the issue's peers: the same SB3 defaults given the previous action
+         # and reward that velora reads by default (POPGym's own baselines append the action).
+         "sb3_recurrent_ppo_history": System("sb3_recurrent_ppo",
+                                             {"flatten": True, "history": "action,reward"}),
+         "sb3_ppo_history": System("sb3_ppo", {"flatten": True, "history": "action,reward"})},
         "POPGym: velora sequence mode (defaults) vs RecurrentPPO (defaults) and memoryless PPO "
-        "(defaults); return on POPGym's [-1, 1] scale", decimals=3)
+        "(defaults); return on POPGym's [-1, 1] scale; *_history: the peers given the previous "
+        "action and reward", decimals=3)
 
 
 # ---------------------------------------------------------------------------- systems
@@ -310,14 +316,16 @@ class SB3System:
 
         kwargs = dict(kwargs)
         self.flatten = kwargs.pop("flatten", False)
+        # "action,reward": the previous action and reward appended to the observation, as
+        # velora's sequence mode reads them by default (velora.envs.with_history)
+        self.history = kwargs.pop("history", "")
         n_envs = kwargs.pop("n_envs", 1)
         normalize = kwargs.pop("normalize", False)
         noise_std = kwargs.pop("action_noise_std", None)
         policy_kwargs = dict(kwargs.pop("policy_kwargs", {}))
         if "activation_fn" in policy_kwargs:
             policy_kwargs["activation_fn"] = getattr(torch.nn, policy_kwargs["activation_fn"])
-        env = make_vec_env(env_id, n_envs=n_envs, seed=seed,
-                           wrapper_class=gym.wrappers.FlattenObservation if self.flatten else None)
+        env = make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=self._wrap)
         self.vec_normalize: VecNormalize | None = None
         if normalize:
             env = self.vec_normalize = VecNormalize(env, gamma=kwargs.get("gamma", 0.99))
@@ -343,11 +351,20 @@ class SB3System:
         self.model.learn(steps, reset_num_timesteps=False)
         self.sps = (self.model.num_timesteps - before) / (time.perf_counter() - start)
 
+    def _wrap(self, env: Any) -> Any:
+        """The observation SB3 reads, in training and in evaluation alike."""
+        import gymnasium as gym
+
+        from velora.envs import with_history
+
+        if self.flatten:
+            env = gym.wrappers.FlattenObservation(env)
+        return with_history(env, self.history)
+
     def eval_env(self, env_id: str) -> Any:
         import gymnasium as gym
 
-        env = gym.make(env_id)
-        return gym.wrappers.FlattenObservation(env) if self.flatten else env
+        return self._wrap(gym.make(env_id))
 
     @property
     def policy(self) -> Any:

@@ -72,8 +72,41 @@ def test_every_listed_popgym_task_has_a_row_with_the_three_systems_at_50k_steps(
     for task in bench.POPGYM_TASKS:
         row = bench.ROWS[f"popgym_{task}"]
         assert row.env == f"popgym-{task}-v0" and row.steps == 50_000
-        assert sorted(row.systems) == ["sb3_ppo", "sb3_recurrent_ppo", "velora"]
+        assert sorted(row.systems) == ["sb3_ppo", "sb3_ppo_history", "sb3_recurrent_ppo",
+                                       "sb3_recurrent_ppo_history", "velora"]
         assert row.systems["velora"].kwargs["replay"] == "sequence"
+        # the peers read the observation only; the *_history controls read what velora's
+        # sequence mode reads by default beside it
+        for peer in ("sb3_ppo", "sb3_recurrent_ppo"):
+            assert "history" not in row.systems[peer].kwargs
+            control = row.systems[f"{peer}_history"]
+            assert control.kind == peer and control.kwargs == {"flatten": True,
+                                                               "history": "action,reward"}
+
+
+def test_a_peer_given_history_reads_the_previous_action_and_reward_in_training_and_evaluation(
+        bench):
+    pytest.importorskip("popgym")
+    pytest.importorskip("sb3_contrib")
+    from velora.agents.config import SACDiscreteConfig
+
+    assert SACDiscreteConfig(replay="sequence").resolved().history == "action,reward"
+    row = bench.ROWS["popgym_MultiarmedBanditEasy"]
+    system = bench.build(row.systems["sb3_ppo_history"], row.env, seed=0)
+    plain = bench.build(row.systems["sb3_ppo"], row.env, seed=0)
+    n_obs = plain.model.observation_space.shape[0]
+    n_arms = int(plain.model.action_space.n)
+    assert system.model.observation_space.shape == (n_obs + n_arms + 1,)
+    for env in (system.eval_env(row.env), system.model.env.envs[0]):
+        obs, _ = env.reset(seed=3)
+        assert obs.shape == (n_obs + n_arms + 1,)
+        assert not obs[n_obs:].any()  # nothing before the first step
+        obs, reward, *_ = env.step(7)
+        one_hot = np.zeros(n_arms, np.float32)
+        one_hot[7] = 1.0
+        np.testing.assert_array_equal(obs[n_obs:n_obs + n_arms], one_hot)
+        assert obs[-1] == np.float32(reward)
+        env.close()
 
 
 @pytest.mark.parametrize("system", ["velora", "sb3_ppo", "sb3_recurrent_ppo"])
