@@ -6,7 +6,8 @@ evaluates every trained policy deterministically on the same fixed episodes (res
 (system, seed, step) evaluation, to ``docs/results/<row>.jsonl`` (``<row>.threads-default.jsonl``
 for runs with torch's default thread count), so a run that is cut still counts for what it
 finished, and re-running the same command skips the (system, seed) runs already complete.
-Each line names the commit it ran on (``"code"``, ``scripts/bench/_common.code_version``).
+Each line names the commit it ran on (``"code"``, ``scripts/bench/_common.code_version``)
+and the CPU model (``"cpu"``, from the thirteenth session on).
 
     python scripts/bench_learning.py run pendulum_sac --seeds 0 1 2 3 4 --jobs 2
     python scripts/bench_learning.py run pendulum_sac --systems velora --threads 0   # torch default
@@ -458,7 +459,8 @@ def run_job(row_name: str, system_name: str, seed: int, threads: int, steps: int
                 "threads": threads or torch.get_num_threads(), "sps": round(trained.sps, 1),
                 "wall_s": round(time.perf_counter() - start, 1), "params": trained.params(),
                 "mean": round(float(returns.mean()), 2), "worst": round(float(returns.min()), 2),
-                "returns": [round(float(r), 3) for r in returns], "code": code}
+                "returns": [round(float(r), 3) for r in returns], "code": code,
+                "cpu": bench_common().cpu_model()}
         with path.open("a") as f:  # one short append per evaluation: a cut run keeps its lines
             f.write(json.dumps(line) + "\n")
         print(f"{row_name} {system_name} seed {seed} step {steps}: mean {line['mean']:.1f} "

@@ -235,6 +235,7 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
 
     torch.set_num_threads(args.threads)
     code = bench_common().code_version()  # of this sitting: a resumed run may span commits
+    cpu = bench_common().cpu_model()  # and machines: steps-to-solve can move with the CPU
     epsilon = exploration_epsilon(length, args.exploration_epsilon)
     kwargs = agent_kwargs(length, cell, args.seq_len, args.burn_in, epsilon)
     env = junction_counter(gym.make("velora/TMazePassive-v0", corridor_length=length))
@@ -265,7 +266,7 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
             train_s = time.perf_counter() - t0
             done = agent.num_timesteps
             result = evaluate_cues(agent, length)
-            line = {**base, "code": code, "step": agent.num_timesteps,
+            line = {**base, "code": code, "cpu": cpu, "step": agent.num_timesteps,
                     **result, "sps": chunk / train_s, "wall_s": time.perf_counter() - start,
                     "train_return_last20": sum(agent.episode_returns[-20:]) /
                     max(1, len(agent.episode_returns[-20:])),
@@ -286,7 +287,7 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
                                         "solved_at": solved_at, "wall_s": line["wall_s"]})
                 atomic_write(ckpt.with_suffix(".json"),
                              lambda tmp, text=run_state: tmp.write_text(text))
-        end_line = {**base, "code": code, "event": "end", "solved_at": solved_at,
+        end_line = {**base, "code": code, "cpu": cpu, "event": "end", "solved_at": solved_at,
                     "steps": agent.num_timesteps, "wall_s": time.perf_counter() - start}
         end_line["zero_shot"] = zero_shot(agent, length, args.zero_shot_lengths)
         f.write(json.dumps(end_line) + "\n")

@@ -48,6 +48,7 @@ def test_a_job_appends_one_line_per_evaluation_on_the_fixed_episodes(bench, syst
         assert line["worst"] == pytest.approx(min(line["returns"]), abs=0.01)
         assert line["params"] > 0 and line["threads"] == 1
         assert line["code"] == bench.bench_common().code_version()  # the commit it ran on
+        assert line["cpu"] == bench.bench_common().cpu_model() != ""  # and the CPU
 
 
 def test_velora_lines_hold_the_returns_of_the_protocols_episodes(bench):

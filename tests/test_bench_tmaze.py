@@ -55,6 +55,8 @@ def test_a_run_appends_evaluations_and_an_end_line_and_is_skipped_when_rerun(ben
                           "actor_params", "critic_params", "batch_size"}
     assert first["solved"] == (first["success_up"] and first["success_down"])
     assert first["code"] == bench.bench_common().code_version()  # the commit it ran on
+    # and the CPU: a seeded run's path can differ on another CPU's rounding
+    assert first["cpu"] == lines[-1]["cpu"] == bench.bench_common().cpu_model() != ""
     # the training episodes' junction counts: 10 episodes of 3 steps in the first 30 steps
     assert first["train_episodes"] == 10 and lines[1]["train_episodes"] == 20
     for x in lines[:2]:
