@@ -609,7 +609,48 @@ def popgym_summary(threads: int = 1) -> str:
               f"{counts['above_rppo']} of them, and at least {POPGYM_MEMORY_MARGIN:g} above the "
               f"memoryless floor on {counts['above_floor']} of the {counts['memory']} memory "
               "tasks among them."]
-    return "\n".join(lines)
+    return "\n".join(lines + popgym_history_control(threads))
+
+
+# The control of the POPGym rows: the issue's peers given the previous action and reward.
+POPGYM_HISTORY_CONTROLS = {"sb3_recurrent_ppo_history": "sb3_recurrent_ppo",
+                           "sb3_ppo_history": "sb3_ppo"}
+
+
+def popgym_history_control(threads: int = 1) -> list[str]:
+    """Lines of a table, for the tasks where every control has ``POPGYM_SEEDS`` seeds at the
+    row's budget: velora's mean return and each peer's without and with the previous action
+    and reward (``<peer>`` -> ``<peer>_history``), with the 95 % bootstrap intervals. Empty
+    where no task has the control yet."""
+    import numpy as np
+
+    from velora.evaluation import summarize
+
+    rows = []
+    for task in POPGYM_TASKS:
+        name = f"popgym_{task}"
+        row = ROWS[name]
+        finals = collect(name, threads, row.steps)
+        final = {s: finals.get(s, {}).get(row.steps, {})
+                 for s in ("velora", *POPGYM_HISTORY_CONTROLS.values(), *POPGYM_HISTORY_CONTROLS)}
+        if any(len(final[s]) < POPGYM_SEEDS for s in POPGYM_HISTORY_CONTROLS):
+            continue
+        cells = []
+        for system in ("velora", *(x for pair in POPGYM_HISTORY_CONTROLS.items()
+                                   for x in reversed(pair))):
+            by_seed = final[system]
+            if not by_seed:
+                cells.append("not run")
+                continue
+            s = summarize(np.array([by_seed[k] for k in sorted(by_seed)]), row.bar)
+            cells.append(f"{s.mean:.3f} [{s.mean_ci[0]:.3f}, {s.mean_ci[1]:.3f}]")
+        rows.append(f"| {task} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["", "Control, the peers given the previous action and reward (history inputs "
+            "`action,reward`, as velora's sequence mode reads by default):", "",
+            "| task | velora | sb3_recurrent_ppo | sb3_recurrent_ppo_history | sb3_ppo | "
+            "sb3_ppo_history |", "|---|---|---|---|---|---|", *rows]
 
 
 def full_observation_fractions(row: Row, table: dict[str, dict[int, dict[int, list[float]]]],

@@ -251,6 +251,34 @@ def test_the_popgym_summary_judges_the_issues_goals_at_the_budget_on_three_seeds
     assert ("3 of 11 tasks measured on 3 seeds per system; velora above RecurrentPPO on 2 of "
             "them, and at least 0.2 above the memoryless floor on 1 of the 2 memory tasks "
             "among them.") in bench.popgym_summary()
+    assert "Control" not in bench.popgym_summary()  # no task has the history control yet
+
+
+def test_the_popgym_summary_adds_the_history_control_where_it_has_three_seeds(bench):
+    pytest.importorskip("rliable")
+    three = lambda r: [r, r, r]  # noqa: E731 - three seeds with the same returns
+    write_popgym(bench, "MultiarmedBanditEasy",
+                 popgym_lines("MultiarmedBanditEasy", "velora", three([0.5, 0.25]))
+                 + popgym_lines("MultiarmedBanditEasy", "sb3_recurrent_ppo", three([0.0, 0.0]))
+                 + popgym_lines("MultiarmedBanditEasy", "sb3_ppo", three([0.1, 0.1]))
+                 + popgym_lines("MultiarmedBanditEasy", "sb3_recurrent_ppo_history",
+                                three([0.2, 0.3]))
+                 + popgym_lines("MultiarmedBanditEasy", "sb3_ppo_history", three([-0.5, 0.0])))
+    # one control seed short: not in the control table
+    write_popgym(bench, "MineSweeperEasy",
+                 popgym_lines("MineSweeperEasy", "sb3_recurrent_ppo_history", three([0.2, 0.2]))
+                 + popgym_lines("MineSweeperEasy", "sb3_ppo_history", [[0.1, 0.1]] * 2))
+    text = bench.popgym_summary()
+    control = text[text.index("Control"):].splitlines()
+    assert control[2] == ("| task | velora | sb3_recurrent_ppo | sb3_recurrent_ppo_history | "
+                          "sb3_ppo | sb3_ppo_history |")
+    assert control[4:] == ["| MultiarmedBanditEasy | 0.375 [0.375, 0.375] | 0.000 [0.000, 0.000]"
+                           " | 0.250 [0.250, 0.250] | 0.100 [0.100, 0.100] | -0.250 [-0.250, "
+                           "-0.250] |"]
+    # the goals stay judged against the issue's peers (their defaults), not the controls
+    main = {r.split("|")[1].strip(): r for r in text[:text.index("Control")].splitlines()
+            if r.startswith("| MultiarmedBandit")}
+    assert main["MultiarmedBanditEasy"].endswith("| yes (+0.375) | no memory goal |")
 
 
 def test_the_popgym_memory_goal_covers_the_tasks_the_issue_names(bench):
