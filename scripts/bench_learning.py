@@ -444,7 +444,7 @@ def run_job(row_name: str, system_name: str, seed: int, threads: int, steps: int
     # velora agents get the count as their ``threads`` setting: without it velora's own rule
     # (velora.threads) would run its small circuits on one thread whatever torch was set to.
     trained = build(system, env_id, seed, threads or torch.get_num_threads())
-    code = bench_common().code_version()
+    code, cpu = bench_common().code_version(), bench_common().cpu_model()
     path = results_path(row_name, threads, row.steps)
     seeds = EVAL_SEEDS if row.eval_episodes is None else EVAL_SEEDS[: row.eval_episodes]
     start, steps = time.perf_counter(), 0
@@ -459,8 +459,7 @@ def run_job(row_name: str, system_name: str, seed: int, threads: int, steps: int
                 "threads": threads or torch.get_num_threads(), "sps": round(trained.sps, 1),
                 "wall_s": round(time.perf_counter() - start, 1), "params": trained.params(),
                 "mean": round(float(returns.mean()), 2), "worst": round(float(returns.min()), 2),
-                "returns": [round(float(r), 3) for r in returns], "code": code,
-                "cpu": bench_common().cpu_model()}
+                "returns": [round(float(r), 3) for r in returns], "code": code, "cpu": cpu}
         with path.open("a") as f:  # one short append per evaluation: a cut run keeps its lines
             f.write(json.dumps(line) + "\n")
         print(f"{row_name} {system_name} seed {seed} step {steps}: mean {line['mean']:.1f} "
@@ -563,10 +562,6 @@ def popgym_summary(threads: int = 1) -> str:
     """The POPGym table: per task, each system's mean return over every episode of the seeds
     complete at the row's budget, with its 95 % bootstrap interval and seed count, and whether
     the issue's two goals are met (judged only once every system has ``POPGYM_SEEDS`` seeds)."""
-    import numpy as np
-
-    from velora.evaluation import summarize
-
     systems = ("velora", "sb3_recurrent_ppo", "sb3_ppo")
     lines = ["| task | " + " | ".join(systems) + " | velora > RecurrentPPO | "
              f"velora ≥ PPO + {POPGYM_MEMORY_MARGIN:g} (memory tasks) |",
@@ -583,10 +578,10 @@ def popgym_summary(threads: int = 1) -> str:
             if not by_seed:
                 cells.append("not run")
                 continue
-            s = summarize(np.array([by_seed[k] for k in sorted(by_seed)]), row.bar)
+            s = _popgym_final(by_seed, row.bar)
             means[system] = s.mean
             seeds = f"{len(by_seed)} seed" + ("s" if len(by_seed) > 1 else "")
-            cells.append(f"{s.mean:.3f} [{s.mean_ci[0]:.3f}, {s.mean_ci[1]:.3f}] ({seeds})")
+            cells.append(f"{_mean_with_interval(s)} ({seeds})")
         complete = all(len(finals[s]) >= POPGYM_SEEDS for s in systems)
         if complete:
             counts["measured"] += 1
@@ -612,9 +607,25 @@ def popgym_summary(threads: int = 1) -> str:
     return "\n".join(lines + popgym_history_control(threads))
 
 
-# The control of the POPGym rows: the issue's peers given the previous action and reward.
-POPGYM_HISTORY_CONTROLS = {"sb3_recurrent_ppo_history": "sb3_recurrent_ppo",
-                           "sb3_ppo_history": "sb3_ppo"}
+def _popgym_final(by_seed: dict[int, list[float]], bar: float) -> Any:
+    """The evaluation protocol's summary of one system's final returns, ``{seed: returns}``."""
+    import numpy as np
+
+    from velora.evaluation import summarize
+
+    return summarize(np.array([by_seed[k] for k in sorted(by_seed)]), bar)
+
+
+def _mean_with_interval(s: Any) -> str:
+    """``mean [low, high]`` on POPGym's scale (three decimals)."""
+    return f"{s.mean:.3f} [{s.mean_ci[0]:.3f}, {s.mean_ci[1]:.3f}]"
+
+
+# The control of the POPGym rows: the issue's peers given the previous action and reward
+# (``<peer>_history``), each column beside the peer it controls.
+POPGYM_HISTORY_CONTROLS = ("sb3_recurrent_ppo_history", "sb3_ppo_history")
+POPGYM_CONTROL_COLUMNS = ("velora", "sb3_recurrent_ppo", "sb3_recurrent_ppo_history", "sb3_ppo",
+                          "sb3_ppo_history")
 
 
 def popgym_history_control(threads: int = 1) -> list[str]:
@@ -622,35 +633,23 @@ def popgym_history_control(threads: int = 1) -> list[str]:
     row's budget: velora's mean return and each peer's without and with the previous action
     and reward (``<peer>`` -> ``<peer>_history``), with the 95 % bootstrap intervals. Empty
     where no task has the control yet."""
-    import numpy as np
-
-    from velora.evaluation import summarize
-
     rows = []
     for task in POPGYM_TASKS:
         name = f"popgym_{task}"
         row = ROWS[name]
         finals = collect(name, threads, row.steps)
-        final = {s: finals.get(s, {}).get(row.steps, {})
-                 for s in ("velora", *POPGYM_HISTORY_CONTROLS.values(), *POPGYM_HISTORY_CONTROLS)}
+        final = {s: finals.get(s, {}).get(row.steps, {}) for s in POPGYM_CONTROL_COLUMNS}
         if any(len(final[s]) < POPGYM_SEEDS for s in POPGYM_HISTORY_CONTROLS):
             continue
-        cells = []
-        for system in ("velora", *(x for pair in POPGYM_HISTORY_CONTROLS.items()
-                                   for x in reversed(pair))):
-            by_seed = final[system]
-            if not by_seed:
-                cells.append("not run")
-                continue
-            s = summarize(np.array([by_seed[k] for k in sorted(by_seed)]), row.bar)
-            cells.append(f"{s.mean:.3f} [{s.mean_ci[0]:.3f}, {s.mean_ci[1]:.3f}]")
+        cells = [_mean_with_interval(_popgym_final(final[s], row.bar)) if final[s] else "not run"
+                 for s in POPGYM_CONTROL_COLUMNS]
         rows.append(f"| {task} | " + " | ".join(cells) + " |")
     if not rows:
         return []
     return ["", "Control, the peers given the previous action and reward (history inputs "
             "`action,reward`, as velora's sequence mode reads by default):", "",
-            "| task | velora | sb3_recurrent_ppo | sb3_recurrent_ppo_history | sb3_ppo | "
-            "sb3_ppo_history |", "|---|---|---|---|---|---|", *rows]
+            "| task | " + " | ".join(POPGYM_CONTROL_COLUMNS) + " |",
+            "|" + "---|" * (len(POPGYM_CONTROL_COLUMNS) + 1), *rows]
 
 
 def full_observation_fractions(row: Row, table: dict[str, dict[int, dict[int, list[float]]]],
