@@ -216,6 +216,16 @@ ROWS: dict[str, Row] = {
         "LiquidSAC stored state (defaults) with num_envs 1, 2, 4, 8 and gradient_steps = "
         "num_envs (one update per env step)"),
     **MUJOCO_ROWS,
+    # What was tried against hopper_sac's gap to SB3 SAC (issue 18): its configuration with one
+    # change, 3 seeds, on the row's 20 episodes; hopper_sac's SB3 SAC is the peer. The "auto"
+    # actor for Hopper's 3 actions is 16 neurons (6 command neurons for 6 motor neurons);
+    # HalfCheetah's and Walker2d's is 32.
+    "hopper_sac_variants": Row(
+        "Hopper-v5", 100_000, 10_000, 1000.0,
+        {"n_neurons_32": System("velora_sac", {"n_neurons": 32},
+                                config="configs/mujoco/hopper.toml")},
+        "LiquidSAC stored state, configs/mujoco/hopper.toml with the named change (hopper_sac's "
+        "SB3 SAC is the peer)", eval_episodes=MUJOCO_EVAL_EPISODES),
     # A smoke figure, not a result: one seed, 10k steps, 5 episodes. velora starts learning
     # at 1,000 steps here (the config's 10,000 would leave no update in 10k), SB3 at its 100.
     "halfcheetah_smoke": Row(
