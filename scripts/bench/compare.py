@@ -686,6 +686,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--section", default=None,
                    help="marker name in docs/benchmarks.md (default: compare, or compare-quick)")
     p.add_argument("--no-doc", action="store_true", help="do not touch docs/benchmarks.md")
+    p.add_argument("--title", default=None,
+                   help="the section's first line (default: '## velora vs Stable-Baselines3', "
+                        "with ' (quick run)' for --quick)")
     args = p.parse_args(argv)
     quick = {"steps": 1500, "seeds": [0], "learning_starts": 500, "eval_every": 500,
              "eval_episodes": 3, "segment": 500}
@@ -753,7 +756,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "meta": meta, "summary": summary, "raw": per_seed}
         args.json.write_text(json.dumps(payload, indent=1, default=str))
     if not args.no_doc:
-        title = "## velora vs Stable-Baselines3" + (" (quick run)" if args.quick else "")
+        title = args.title or ("## velora vs Stable-Baselines3"
+                               + (" (quick run)" if args.quick else ""))
         path = common.write_section(args.section, f"{title}\n\n{table}")
         print(f"\nwrote {path} section {args.section!r}")
     return summary
