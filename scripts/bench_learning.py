@@ -588,7 +588,7 @@ def popgym_summary(threads: int = 1) -> str:
             if not by_seed:
                 cells.append("not run")
                 continue
-            s = _popgym_final(by_seed, row.bar)
+            s = _final_summary(by_seed, row.bar)
             means[system] = s.mean
             seeds = f"{len(by_seed)} seed" + ("s" if len(by_seed) > 1 else "")
             cells.append(f"{_mean_with_interval(s)} ({seeds})")
@@ -617,7 +617,7 @@ def popgym_summary(threads: int = 1) -> str:
     return "\n".join(lines + popgym_history_control(threads))
 
 
-def _popgym_final(by_seed: dict[int, list[float]], bar: float) -> Any:
+def _final_summary(by_seed: dict[int, list[float]], bar: float) -> Any:
     """The evaluation protocol's summary of one system's final returns, ``{seed: returns}``."""
     import numpy as np
 
@@ -626,9 +626,72 @@ def _popgym_final(by_seed: dict[int, list[float]], bar: float) -> Any:
     return summarize(np.array([by_seed[k] for k in sorted(by_seed)]), bar)
 
 
-def _mean_with_interval(s: Any) -> str:
-    """``mean [low, high]`` on POPGym's scale (three decimals)."""
-    return f"{s.mean:.3f} [{s.mean_ci[0]:.3f}, {s.mean_ci[1]:.3f}]"
+def _mean_with_interval(s: Any, decimals: int = 3) -> str:
+    """``mean [low, high]`` (three decimals: POPGym's scale)."""
+    d = decimals
+    return f"{s.mean:.{d}f} [{s.mean_ci[0]:.{d}f}, {s.mean_ci[1]:.{d}f}]"
+
+
+# The issue's MuJoCo goals on returns, judged on MUJOCO_SEEDS seeds per system at the row's
+# budget: velora's mean at least the SB3 SAC peer's (fully observed rows), above it (the -P and
+# -V rows), and within MUJOCO_TD3_TOLERANCE of SB3 TD3's or above (the DDPG row). The parameter
+# and steps/s parts of the fully observed rows' goal come from compare.py, not from these runs.
+MUJOCO_SEEDS = 3
+MUJOCO_TD3_TOLERANCE = 0.10
+
+
+def mujoco_goal(row: Row, velora: float, peer: float) -> tuple[bool, str]:
+    """Whether velora's final mean return meets the row's goal against its peer's, and the
+    goal in words."""
+    if "sb3_td3" in row.systems:
+        floor = peer - MUJOCO_TD3_TOLERANCE * abs(peer)
+        return velora >= floor, f"≥ TD3 − {MUJOCO_TD3_TOLERANCE:.0%}"
+    if row.full_obs_row is not None:
+        return velora > peer, "> SAC"
+    return velora >= peer, "≥ SAC"
+
+
+def mujoco_summary(threads: int = 1) -> str:
+    """The MuJoCo table: per row of ``MUJOCO_ROWS``, velora's and its peer's mean return over
+    every episode of the seeds complete at the row's budget (95 % bootstrap interval, seed
+    count), whether the issue's goal on returns is met (judged once both have ``MUJOCO_SEEDS``
+    seeds) and, for the partially observed rows, what fraction of the fully observed row's
+    SB3 SAC mean return velora reaches."""
+    lines = ["| row | env | velora | peer | goal on returns | velora / SB3 SAC with the full "
+             "observation |", "|---|---|---|---|---|---|"]
+    measured = met = 0
+    for name, row in MUJOCO_ROWS.items():
+        peer_name = next(s for s in row.systems if s.startswith("sb3_"))
+        table = collect(name, threads, row.steps)
+        finals = {s: table.get(s, {}).get(row.steps, {}) for s in ("velora", peer_name)}
+        summaries = {s: _final_summary(v, row.bar) for s, v in finals.items() if v}
+        cells = [f"{_mean_with_interval(summaries[s], 1)} ({len(finals[s])} seed"
+                 f"{'s' if len(finals[s]) > 1 else ''})" if s in summaries else "not run"
+                 for s in ("velora", peer_name)]
+        cells[1] = f"{peer_name}: {cells[1]}"
+        if all(len(v) >= MUJOCO_SEEDS for v in finals.values()):
+            measured += 1
+            ok, goal = mujoco_goal(row, summaries["velora"].mean, summaries[peer_name].mean)
+            met += ok
+            lead = summaries["velora"].mean - summaries[peer_name].mean
+            verdict = f"{goal}: {'yes' if ok else '**no**'} ({lead:+.1f})"
+        else:
+            verdict = f"pending ({MUJOCO_SEEDS} seeds each)"
+        fraction = "–"
+        if row.full_obs_row is not None:
+            full_row = ROWS[row.full_obs_row]
+            full = collect(row.full_obs_row, threads, full_row.steps).get("sb3_sac", {}) \
+                .get(full_row.steps, {})
+            if "velora" in summaries and len(full) >= MUJOCO_SEEDS:
+                full_mean = _final_summary(full, full_row.bar).mean
+                fraction = f"{100 * summaries['velora'].mean / full_mean:.0f} % of {full_mean:.1f}"
+            else:
+                fraction = "pending"
+        lines.append(f"| {name} | {row.env} | {cells[0]} | {cells[1]} | {verdict} | {fraction} |")
+    lines += ["", f"{measured} of {len(MUJOCO_ROWS)} rows measured on {MUJOCO_SEEDS} seeds per "
+              f"system at {next(iter(MUJOCO_ROWS.values())).steps:,} steps; velora's goal on "
+              f"returns met on {met} of them."]
+    return "\n".join(lines)
 
 
 # The control of the POPGym rows: the issue's peers given the previous action and reward
@@ -651,7 +714,7 @@ def popgym_history_control(threads: int = 1) -> list[str]:
         final = {s: finals.get(s, {}).get(row.steps, {}) for s in POPGYM_CONTROL_COLUMNS}
         if any(len(final[s]) < POPGYM_SEEDS for s in POPGYM_HISTORY_CONTROLS):
             continue
-        cells = [_mean_with_interval(_popgym_final(final[s], row.bar)) if final[s] else "not run"
+        cells = [_mean_with_interval(_final_summary(final[s], row.bar)) if final[s] else "not run"
                  for s in POPGYM_CONTROL_COLUMNS]
         rows.append(f"| {task} | " + " | ".join(cells) + " |")
     if not rows:
@@ -720,6 +783,9 @@ def bench_common() -> Any:
     return _common
 
 
+SUMMARIES = {"popgym": popgym_summary, "mujoco": mujoco_summary}
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_job":  # a worker process started by `run`
@@ -745,12 +811,12 @@ def main(argv: list[str] | None = None) -> None:
     p_rep.add_argument("--threads", type=int, default=1)
     p_rep.add_argument("--steps", type=int, default=None, help="the budget a run used (--steps)")
     p_rep.add_argument("--plot", type=Path, default=None)
-    p_sum = sub.add_parser("summary", help="the POPGym table: every task at its budget, and the "
-                           "issue's goals")
-    p_sum.add_argument("suite", choices=["popgym"])
+    p_sum = sub.add_parser("summary", help="a suite's table (POPGym, MuJoCo): every row at its "
+                           "budget, and the issue's goals")
+    p_sum.add_argument("suite", choices=sorted(SUMMARIES))
     p_sum.add_argument("--threads", type=int, default=1)
     p_sum.add_argument("--docs", type=Path, default=None, help="also write it between the "
-                       "<!-- popgym-summary:start/end --> markers of this file")
+                       "<!-- <suite>-summary:start/end --> markers of this file")
     sub.add_parser("list", help="the rows")
     args = parser.parse_args(argv)
     if args.command == "run":
@@ -758,10 +824,10 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "report":
         report(args)
     elif args.command == "summary":
-        text = popgym_summary(args.threads)
+        text = SUMMARIES[args.suite](args.threads)
         print(text)
         if args.docs is not None:
-            bench_common().replace_between_markers(args.docs, "popgym-summary", text)
+            bench_common().replace_between_markers(args.docs, f"{args.suite}-summary", text)
     else:
         for name, row in ROWS.items():
             print(f"{name}: {row.env}, {row.steps} steps, systems {', '.join(row.systems)}")

@@ -300,3 +300,58 @@ def test_the_popgym_summary_rewrites_only_its_marked_part_of_the_docs(bench, tmp
     with pytest.raises(ValueError, match="must hold one <!-- popgym-summary:start -->"):
         bench.main(["summary", "popgym", "--docs", str(docs)])
     assert docs.read_text() == "no markers\n"
+
+
+# --------------------------------------------------------------------------- MuJoCo table
+def write_row(bench, row, by_system, step=100_000):
+    """``by_system``: ``{system: [returns of seed 0, of seed 1, ...]}`` at ``step``."""
+    bench.results_path(row, 1).write_text("".join(
+        json.dumps({"row": row, "system": system, "seed": k, "step": step, "returns": r}) + "\n"
+        for system, seeds in by_system.items() for k, r in enumerate(seeds)))
+
+
+def test_the_mujoco_summary_judges_each_rows_goal_on_returns_at_the_budget(bench):
+    pytest.importorskip("rliable")
+    three = lambda r: [r, r, r]  # noqa: E731 - three seeds with the same returns
+    write_row(bench, "halfcheetah_sac", {"velora": three([100.0, 200.0]),
+                                         "sb3_sac": three([100.0, 100.0])})
+    # a partially observed row must be above its peer: a tie misses
+    write_row(bench, "hopper_p_sac", {"velora": three([50.0, 50.0]),
+                                      "sb3_sac": three([50.0, 50.0])})
+    write_row(bench, "hopper_sac", {"velora": three([0.0, 0.0]), "sb3_sac": three([200.0, 200.0])})
+    write_row(bench, "halfcheetah_ddpg", {"velora": three([91.0, 91.0]),
+                                          "sb3_td3": three([100.0, 100.0])})
+    write_row(bench, "walker2d_sac", {"velora": [[5.0, 5.0]] * 2, "sb3_sac": three([1.0, 1.0])})
+    rows = {r.split("|")[1].strip(): [c.strip() for c in r.strip().strip("|").split("|")]
+            for r in bench.mujoco_summary().splitlines() if r.startswith("| ") and "---" not in r}
+    assert rows["halfcheetah_sac"][2:] == ["150.0 [150.0, 150.0] (3 seeds)",
+                                           "sb3_sac: 100.0 [100.0, 100.0] (3 seeds)",
+                                           "≥ SAC: yes (+50.0)", "–"]
+    assert rows["hopper_sac"][4] == "≥ SAC: **no** (-200.0)"
+    # 50 of the full observation's SB3 SAC mean 200
+    assert rows["hopper_p_sac"][4:] == ["> SAC: **no** (+0.0)", "25 % of 200.0"]
+    assert rows["halfcheetah_ddpg"][3:5] == ["sb3_td3: 100.0 [100.0, 100.0] (3 seeds)",
+                                             "≥ TD3 − 10%: yes (-9.0)"]
+    assert rows["walker2d_sac"][2] == "5.0 [5.0, 5.0] (2 seeds)"
+    assert rows["walker2d_sac"][4] == "pending (3 seeds each)"
+    assert rows["walker2d_p_sac"][2:] == ["not run", "sb3_sac: not run", "pending (3 seeds each)",
+                                          "pending"]
+    assert bench.mujoco_summary().endswith(
+        "4 of 9 rows measured on 3 seeds per system at 100,000 steps; velora's goal on returns "
+        "met on 2 of them.")
+
+
+@pytest.mark.parametrize(("velora", "peer", "met"), [
+    (90.0, 100.0, True), (89.9, 100.0, False), (-110.0, -100.0, True), (-110.1, -100.0, False)])
+def test_the_ddpg_rows_goal_is_within_ten_percent_of_td3s_mean_or_above(bench, velora, peer, met):
+    assert bench.mujoco_goal(bench.ROWS["halfcheetah_ddpg"], velora, peer)[0] is met
+
+
+def test_the_mujoco_summary_rewrites_only_its_marked_part_of_the_docs(bench, tmp_path, capsys):
+    pytest.importorskip("rliable")
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# B\n<!-- mujoco-summary:start -->\nold\n<!-- mujoco-summary:end -->\n")
+    bench.main(["summary", "mujoco", "--docs", str(docs)])
+    table = capsys.readouterr().out.strip()
+    assert table.startswith("| row | env | velora | peer |")
+    assert docs.read_text() == f"# B\n<!-- mujoco-summary:start -->\n{table}\n<!-- mujoco-summary:end -->\n"
