@@ -653,8 +653,8 @@ def mujoco_goal(row: Row, velora: float, peer: float) -> tuple[bool, str]:
 
 def mujoco_summary(threads: int = 1) -> str:
     """The MuJoCo table: per row of ``MUJOCO_ROWS``, velora's and its peer's mean return over
-    every episode of the seeds complete at the row's budget (95 % bootstrap interval, seed
-    count), whether the issue's goal on returns is met (judged once both have ``MUJOCO_SEEDS``
+    every episode of the seeds complete at the row's budget (95 % bootstrap interval, each
+    seed's mean), whether the issue's goal on returns is met (judged once both have ``MUJOCO_SEEDS``
     seeds) and, for the partially observed rows, what fraction of the fully observed row's
     SB3 SAC mean return velora reaches."""
     lines = ["| row | env | velora | peer | goal on returns | velora / SB3 SAC with the full "
@@ -665,9 +665,10 @@ def mujoco_summary(threads: int = 1) -> str:
         table = collect(name, threads, row.steps)
         finals = {s: table.get(s, {}).get(row.steps, {}) for s in ("velora", peer_name)}
         summaries = {s: _final_summary(v, row.bar) for s, v in finals.items() if v}
-        cells = [f"{_mean_with_interval(summaries[s], 1)} ({len(finals[s])} seed"
-                 f"{'s' if len(finals[s]) > 1 else ''})" if s in summaries else "not run"
-                 for s in ("velora", peer_name)]
+        # the spread over seeds: the mean's interval and each seed's mean
+        cells = [f"{_mean_with_interval(summaries[s], 1)}; seeds "
+                 + " / ".join(f"{m:.0f}" for m in summaries[s].seed_means)
+                 if s in summaries else "not run" for s in ("velora", peer_name)]
         cells[1] = f"{peer_name}: {cells[1]}"
         if all(len(v) >= MUJOCO_SEEDS for v in finals.values()):
             measured += 1

@@ -321,18 +321,19 @@ def test_the_mujoco_summary_judges_each_rows_goal_on_returns_at_the_budget(bench
     write_row(bench, "hopper_sac", {"velora": three([0.0, 0.0]), "sb3_sac": three([200.0, 200.0])})
     write_row(bench, "halfcheetah_ddpg", {"velora": three([91.0, 91.0]),
                                           "sb3_td3": three([100.0, 100.0])})
-    write_row(bench, "walker2d_sac", {"velora": [[5.0, 5.0]] * 2, "sb3_sac": three([1.0, 1.0])})
+    write_row(bench, "walker2d_sac", {"velora": [[5.0, 5.0], [7.0, 9.0]],
+                                      "sb3_sac": three([1.0, 1.0])})
     rows = {r.split("|")[1].strip(): [c.strip() for c in r.strip().strip("|").split("|")]
             for r in bench.mujoco_summary().splitlines() if r.startswith("| ") and "---" not in r}
-    assert rows["halfcheetah_sac"][2:] == ["150.0 [150.0, 150.0] (3 seeds)",
-                                           "sb3_sac: 100.0 [100.0, 100.0] (3 seeds)",
+    assert rows["halfcheetah_sac"][2:] == ["150.0 [150.0, 150.0]; seeds 150 / 150 / 150",
+                                           "sb3_sac: 100.0 [100.0, 100.0]; seeds 100 / 100 / 100",
                                            "≥ SAC: yes (+50.0)", "–"]
     assert rows["hopper_sac"][4] == "≥ SAC: **no** (-200.0)"
     # 50 of the full observation's SB3 SAC mean 200
     assert rows["hopper_p_sac"][4:] == ["> SAC: **no** (+0.0)", "25 % of 200.0"]
-    assert rows["halfcheetah_ddpg"][3:5] == ["sb3_td3: 100.0 [100.0, 100.0] (3 seeds)",
+    assert rows["halfcheetah_ddpg"][3:5] == ["sb3_td3: 100.0 [100.0, 100.0]; seeds 100 / 100 / 100",
                                              "≥ TD3 − 10%: yes (-9.0)"]
-    assert rows["walker2d_sac"][2] == "5.0 [5.0, 5.0] (2 seeds)"
+    assert rows["walker2d_sac"][2].endswith("; seeds 5 / 8")  # two seeds: not judged yet
     assert rows["walker2d_sac"][4] == "pending (3 seeds each)"
     assert rows["walker2d_p_sac"][2:] == ["not run", "sb3_sac: not run", "pending (3 seeds each)",
                                           "pending"]
