@@ -86,6 +86,15 @@ def test_thread_invariance_compares_one_thread_with_more_at_the_default_sizes(ca
         capsys.readouterr().out
 
 
+def test_thread_invariances_mujoco_cases_train_with_the_rows_shipped_configs():
+    cases = load("thread_invariance").CASES
+    for case, mode in (("hopper_sac", "stored_state"), ("halfcheetah_p_sac", "sequence")):
+        kwargs = cases[case][2]
+        assert kwargs.get("replay", "stored_state") == mode
+        assert kwargs["normalize_observations"] is True and kwargs["n_neurons"] == "auto"
+        assert "learning_starts" not in kwargs  # the script's own, shared by every case
+
+
 @pytest.mark.parametrize(("argv", "named"), [(["nope"], "nope"), (["--threads", "1"], "--threads")])
 def test_thread_invariance_refuses_an_unknown_case_or_a_single_thread(argv, named, capsys):
     with pytest.raises(SystemExit):

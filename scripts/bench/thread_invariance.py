@@ -4,7 +4,8 @@ against torch's default count, at the sizes the learning benchmarks use.
 ``tests/test_golden_weights.py`` checks bit equality on tiny circuits in CI; this script checks
 it at the benchmark rows' default sizes (sequence-mode windows of 16 + 8 with 32 / 64-neuron
 heads, POPGym's Discrete-, MultiDiscrete- and Box-action agents, the T-maze's 52-step windows,
-stored-state batches of 256), which are too slow for the suite. If the weights after
+stored-state batches of 256, and two MuJoCo rows' configurations, which need the ``mujoco``
+extra), which are too slow for the suite. If the weights after
 ``--steps`` env steps are equal bit for bit, every figure of that row is the same on either
 thread count.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,18 @@ import torch
 import velora.envs  # noqa: F401  (registers velora/ env ids)
 from velora.agents import LiquidSAC, LiquidSACDiscrete, OffPolicyAgent
 from velora.callbacks import Callback
+from velora.cli import config_hyperparameters
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def mujoco_config(name: str) -> dict[str, Any]:
+    """A MuJoCo row's ``configs/mujoco`` hyperparameters, but ``learning_starts`` (this script
+    sets it for every case)."""
+    kwargs = config_hyperparameters(LiquidSAC, REPO_ROOT / "configs" / "mujoco" / name)
+    kwargs.pop("learning_starts", None)
+    return kwargs
+
 
 # name: (agent class, env id, constructor arguments beyond the defaults)
 CASES: dict[str, tuple[type[OffPolicyAgent], str, dict[str, Any]]] = {
@@ -41,6 +55,11 @@ CASES: dict[str, tuple[type[OffPolicyAgent], str, dict[str, Any]]] = {
                         {"replay": "sequence"}),
     "tmaze25": (LiquidSACDiscrete, "velora/TMazePassive-L25-v0",
                 {"replay": "sequence", "seq_len": 52, "burn_in": 0, "batch_size": 4}),
+    # the MuJoCo rows' configurations (the mujoco extra): stored state with normalised
+    # observations, and sequence mode on positions only
+    "hopper_sac": (LiquidSAC, "Hopper-v5", mujoco_config("hopper.toml")),
+    "halfcheetah_p_sac": (LiquidSAC, "velora/HalfCheetah-P-v5",
+                          mujoco_config("halfcheetah_p.toml")),
 }
 
 
