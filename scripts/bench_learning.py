@@ -97,7 +97,11 @@ MUJOCO_EVAL_EPISODES = 20
 def _mujoco_row(env: str, config: str, bar: float, note: str, *, ddpg: bool = False,
                 steps: int = 100_000, full_obs_row: str | None = None) -> Row:
     velora = System("velora_ddpg" if ddpg else "velora_sac", config=f"configs/mujoco/{config}")
-    peer = {"sb3_td3": System("sb3_td3")} if ddpg else {"sb3_sac": System("sb3_sac")}
+    # SB3 TD3's defaults have no exploration noise (action_noise=None); sb3_td3_noise is the
+    # control with RL Zoo's N(0, 0.1) for HalfCheetah. The goal is judged against the defaults.
+    peer = {"sb3_td3": System("sb3_td3"),
+            "sb3_td3_noise": System("sb3_td3", {"action_noise_std": 0.1})} if ddpg \
+        else {"sb3_sac": System("sb3_sac")}
     return Row(env, steps, 10_000, bar, {"velora": velora, **peer}, note,
                eval_episodes=MUJOCO_EVAL_EPISODES, full_obs_row=full_obs_row)
 
