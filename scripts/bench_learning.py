@@ -648,6 +648,11 @@ MUJOCO_SEEDS = 3
 MUJOCO_TD3_TOLERANCE = 0.10
 
 
+def first_peer(row: Row) -> str:
+    """The row's first SB3 system: the peer its goal is judged against (later ones are controls)."""
+    return next(name for name in row.systems if name.startswith("sb3_"))
+
+
 def mujoco_goal(row: Row, velora: float, peer: float) -> tuple[bool, str]:
     """Whether velora's final mean return meets the row's goal against its peer's, and the
     goal in words."""
@@ -669,7 +674,7 @@ def mujoco_summary(threads: int = 1) -> str:
              "observation |", "|---|---|---|---|---|---|"]
     measured = met = 0
     for name, row in MUJOCO_ROWS.items():
-        peer_name = next(s for s in row.systems if s.startswith("sb3_"))
+        peer_name = first_peer(row)
         table = collect(name, threads, row.steps)
         finals = {s: table.get(s, {}).get(row.steps, {}) for s in ("velora", peer_name)}
         summaries = {s: _final_summary(v, row.bar) for s, v in finals.items() if v}
@@ -689,8 +694,8 @@ def mujoco_summary(threads: int = 1) -> str:
         fraction = "–"
         if row.full_obs_row is not None:
             full_row = ROWS[row.full_obs_row]
-            full = collect(row.full_obs_row, threads, full_row.steps).get("sb3_sac", {}) \
-                .get(full_row.steps, {})
+            full = collect(row.full_obs_row, threads, full_row.steps) \
+                .get(first_peer(full_row), {}).get(full_row.steps, {})
             if "velora" in summaries and len(full) >= MUJOCO_SEEDS:
                 full_mean = _final_summary(full, full_row.bar).mean
                 fraction = f"{100 * summaries['velora'].mean / full_mean:.0f} % of {full_mean:.1f}"
@@ -742,7 +747,7 @@ def full_observation_fractions(row: Row, table: dict[str, dict[int, dict[int, li
 
     assert row.full_obs_row is not None
     full_row = budget(row.full_obs_row, steps, None)
-    peer = next(name for name in full_row.systems if name.startswith("sb3_"))
+    peer = first_peer(full_row)
     full = collect(row.full_obs_row, threads, full_row.steps).get(peer, {})
     lines = [f"Fraction of {peer}'s mean return with the full observation "
              f"(row {row.full_obs_row}, same step, same episodes):", ""]

@@ -288,20 +288,6 @@ def test_the_popgym_memory_goal_covers_the_tasks_the_issue_names(bench):
         "NoisyPositionOnlyPendulumEasy"}
 
 
-def test_the_popgym_summary_rewrites_only_its_marked_part_of_the_docs(bench, tmp_path, capsys):
-    pytest.importorskip("rliable")
-    docs = tmp_path / "benchmarks.md"
-    docs.write_text("# B\n<!-- popgym-summary:start -->\nold\n<!-- popgym-summary:end -->\nend\n")
-    bench.main(["summary", "popgym", "--docs", str(docs)])
-    table = capsys.readouterr().out.strip()
-    assert docs.read_text() == (f"# B\n<!-- popgym-summary:start -->\n{table}\n"
-                                "<!-- popgym-summary:end -->\nend\n")
-    docs.write_text("no markers\n")
-    with pytest.raises(ValueError, match="must hold one <!-- popgym-summary:start -->"):
-        bench.main(["summary", "popgym", "--docs", str(docs)])
-    assert docs.read_text() == "no markers\n"
-
-
 # --------------------------------------------------------------------------- MuJoCo table
 def write_row(bench, row, by_system, step=100_000):
     """``by_system``: ``{system: [returns of seed 0, of seed 1, ...]}`` at ``step``."""
@@ -350,11 +336,19 @@ def test_the_ddpg_rows_goal_is_within_ten_percent_of_td3s_mean_or_above(bench, v
     assert bench.mujoco_goal(bench.ROWS["halfcheetah_ddpg"], velora, peer)[0] is met
 
 
-def test_the_mujoco_summary_rewrites_only_its_marked_part_of_the_docs(bench, tmp_path, capsys):
+@pytest.mark.parametrize(("suite", "header"), [("popgym", "| task | velora |"),
+                                               ("mujoco", "| row | env | velora | peer |")])
+def test_a_summary_rewrites_only_its_marked_part_of_the_docs(bench, tmp_path, capsys, suite,
+                                                              header):
     pytest.importorskip("rliable")
     docs = tmp_path / "benchmarks.md"
-    docs.write_text("# B\n<!-- mujoco-summary:start -->\nold\n<!-- mujoco-summary:end -->\n")
-    bench.main(["summary", "mujoco", "--docs", str(docs)])
+    docs.write_text(f"# B\n<!-- {suite}-summary:start -->\nold\n<!-- {suite}-summary:end -->\nend\n")
+    bench.main(["summary", suite, "--docs", str(docs)])
     table = capsys.readouterr().out.strip()
-    assert table.startswith("| row | env | velora | peer |")
-    assert docs.read_text() == f"# B\n<!-- mujoco-summary:start -->\n{table}\n<!-- mujoco-summary:end -->\n"
+    assert table.startswith(header)
+    assert docs.read_text() == (f"# B\n<!-- {suite}-summary:start -->\n{table}\n"
+                                f"<!-- {suite}-summary:end -->\nend\n")
+    docs.write_text("no markers\n")
+    with pytest.raises(ValueError, match=f"must hold one <!-- {suite}-summary:start -->"):
+        bench.main(["summary", suite, "--docs", str(docs)])
+    assert docs.read_text() == "no markers\n"
