@@ -711,7 +711,7 @@ def mujoco_summary(threads: int = 1) -> str:
                 .get(first_peer(full_row), {}).get(full_row.steps, {})
             if "velora" in summaries and len(full) >= MUJOCO_SEEDS:
                 full_mean = _final_summary(full, full_row.bar).mean
-                fraction = f"{100 * summaries['velora'].mean / full_mean:.0f} % of {full_mean:.1f}"
+                fraction = f"{percent_of(summaries['velora'].mean, full_mean)} of {full_mean:.1f}"
             else:
                 fraction = "pending"
         lines.append(f"| {name} | {row.env} | {cells[0]} | {cells[1]} | {verdict} | {fraction} |")
@@ -752,6 +752,14 @@ def popgym_history_control(threads: int = 1) -> list[str]:
             "|" + "---|" * (len(POPGYM_CONTROL_COLUMNS) + 1), *rows]
 
 
+def percent_of(mean: float, full_mean: float) -> str:
+    """``mean`` as a percentage of the full-observation ``full_mean``; a share of a return at or
+    below zero (a policy no better than standing still) means nothing, so it says so instead."""
+    if full_mean <= 0:
+        return "n/a (full-observation mean ≤ 0)"
+    return f"{100 * mean / full_mean:.0f} %"
+
+
 def full_observation_fractions(row: Row, table: dict[str, dict[int, dict[int, list[float]]]],
                                threads: int, steps: int | None) -> list[str]:
     """Lines saying what fraction of the fully observed row's peer mean return (its first
@@ -769,7 +777,7 @@ def full_observation_fractions(row: Row, table: dict[str, dict[int, dict[int, li
             mean = float(np.mean(list(table[system][step].values())))
             full_mean = float(np.mean(list(full[step].values())))
             lines.append(f"- {system} at {step:,}: {mean:.1f} / {full_mean:.1f} = "
-                         f"{100 * mean / full_mean:.0f} %")
+                         f"{percent_of(mean, full_mean)}")
     if len(lines) == 2:
         lines.append(f"- no step measured in both rows yet ({row.full_obs_row} has "
                      f"{sorted(full) or 'no'} {peer} results)")

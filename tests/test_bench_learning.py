@@ -143,6 +143,12 @@ def test_a_partially_observed_row_reports_the_fraction_of_the_full_observation_r
     assert "at 60:" not in text  # the full row has no step 60
 
 
+def test_a_share_of_a_return_at_or_below_zero_is_not_reported_as_a_percentage(bench):
+    assert bench.percent_of(300.0, 500.0) == "60 %"
+    assert bench.percent_of(-20.5, -83.4) == "n/a (full-observation mean ≤ 0)"  # not "25 %"
+    assert bench.percent_of(100.0, 0.0) == "n/a (full-observation mean ≤ 0)"
+
+
 def test_every_partially_observed_mujoco_row_names_its_fully_observed_twin(bench):
     twins = {name: row.full_obs_row for name, row in bench.ROWS.items()
              if "_p_" in name or "_v_" in name}
