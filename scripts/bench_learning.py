@@ -706,9 +706,8 @@ def mujoco_summary(threads: int = 1) -> str:
             verdict = f"pending ({MUJOCO_SEEDS} seeds each)"
         fraction = "–"
         if row.full_obs_row is not None:
-            full_row = ROWS[row.full_obs_row]
-            full = collect(row.full_obs_row, threads, full_row.steps) \
-                .get(first_peer(full_row), {}).get(full_row.steps, {})
+            full_row, _, by_step = full_observation_peer(row, threads, None)
+            full = by_step.get(full_row.steps, {})
             if "velora" in summaries and len(full) >= MUJOCO_SEEDS:
                 full_mean = _final_summary(full, full_row.bar).mean
                 fraction = f"{percent_of(summaries['velora'].mean, full_mean)} of {full_mean:.1f}"
@@ -760,16 +759,23 @@ def percent_of(mean: float, full_mean: float) -> str:
     return f"{100 * mean / full_mean:.0f} %"
 
 
+def full_observation_peer(row: Row, threads: int, steps: int | None
+                          ) -> tuple[Row, str, dict[int, dict[int, list[float]]]]:
+    """A partially observed row's fully observed twin (at ``steps``, or its own budget), the
+    twin's judged peer, and that peer's returns by step and seed."""
+    assert row.full_obs_row is not None
+    full_row = budget(row.full_obs_row, steps, None)
+    peer = first_peer(full_row)
+    return full_row, peer, collect(row.full_obs_row, threads, full_row.steps).get(peer, {})
+
+
 def full_observation_fractions(row: Row, table: dict[str, dict[int, dict[int, list[float]]]],
                                threads: int, steps: int | None) -> list[str]:
     """Lines saying what fraction of the fully observed row's peer mean return (its first
     SB3 system, at the same step) each system of this partially observed row reaches."""
     import numpy as np
 
-    assert row.full_obs_row is not None
-    full_row = budget(row.full_obs_row, steps, None)
-    peer = first_peer(full_row)
-    full = collect(row.full_obs_row, threads, full_row.steps).get(peer, {})
+    _, peer, full = full_observation_peer(row, threads, steps)
     lines = [f"Fraction of {peer}'s mean return with the full observation "
              f"(row {row.full_obs_row}, same step, same episodes):", ""]
     for system in row.systems:
