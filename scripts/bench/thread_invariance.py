@@ -4,7 +4,7 @@ against torch's default count, at the sizes the learning benchmarks use.
 ``tests/test_golden_weights.py`` checks bit equality on tiny circuits in CI; this script checks
 it at the benchmark rows' default sizes (sequence-mode windows of 16 + 8 with 32 / 64-neuron
 heads, POPGym's Discrete-, MultiDiscrete- and Box-action agents, the T-maze's 52-step windows,
-stored-state batches of 256, and two MuJoCo rows' configurations, which need the ``mujoco``
+stored-state batches of 256, and the MuJoCo rows' configurations, which need the ``mujoco``
 extra), which are too slow for the suite. If the weights after
 ``--steps`` env steps are equal bit for bit, every figure of that row is the same on either
 thread count.
@@ -58,8 +58,15 @@ CASES: dict[str, tuple[type[OffPolicyAgent], str, dict[str, Any]]] = {
     # the MuJoCo rows' configurations (the mujoco extra): stored state with normalised
     # observations, and sequence mode on positions only
     "hopper_sac": (LiquidSAC, "Hopper-v5", mujoco_config("hopper.toml")),
+    "walker2d_sac": (LiquidSAC, "Walker2d-v5", mujoco_config("walker2d.toml")),
     "halfcheetah_p_sac": (LiquidSAC, "velora/HalfCheetah-P-v5",
                           mujoco_config("halfcheetah_p.toml")),
+    "hopper_p_sac": (LiquidSAC, "velora/Hopper-P-v5", mujoco_config("hopper_p.toml")),
+    "walker2d_p_sac": (LiquidSAC, "velora/Walker2d-P-v5", mujoco_config("walker2d_p.toml")),
+    # velocities only
+    "halfcheetah_v_sac": (LiquidSAC, "velora/HalfCheetah-V-v5",
+                          mujoco_config("halfcheetah_v.toml")),
+    "hopper_v_sac": (LiquidSAC, "velora/Hopper-V-v5", mujoco_config("hopper_v.toml")),
 }
 
 
