@@ -95,6 +95,24 @@ def test_thread_invariances_mujoco_cases_train_with_the_rows_shipped_configs():
         assert "learning_starts" not in kwargs  # the script's own, shared by every case
 
 
+def test_thread_invariance_has_a_case_for_every_mujoco_row(monkeypatch):
+    """Each row of bench_learning's MuJoCo table has a case of the same name with velora's
+    agent class, env and config file, so "0 difference" covers every row's figures."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_learning_rows", BENCH.parent / "bench_learning.py")
+    rows = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, rows)  # its dataclasses look themselves up there
+    spec.loader.exec_module(rows)
+    invariance = load("thread_invariance")
+    agent_class = {"velora_sac": "LiquidSAC", "velora_ddpg": "LiquidDDPG"}
+    assert len(rows.MUJOCO_ROWS) == 9
+    for name, row in rows.MUJOCO_ROWS.items():
+        cls, env, kwargs = invariance.CASES[name]
+        velora = row.systems["velora"]
+        assert (cls.__name__, env) == (agent_class[velora.kind], row.env), name
+        assert kwargs == invariance.mujoco_config(Path(velora.config).name, cls), name
+
+
 @pytest.mark.parametrize(("argv", "named"), [(["nope"], "nope"), (["--threads", "1"], "--threads")])
 def test_thread_invariance_refuses_an_unknown_case_or_a_single_thread(argv, named, capsys):
     with pytest.raises(SystemExit):

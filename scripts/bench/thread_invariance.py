@@ -27,17 +27,17 @@ import numpy as np
 import torch
 
 import velora.envs  # noqa: F401  (registers velora/ env ids)
-from velora.agents import LiquidSAC, LiquidSACDiscrete, OffPolicyAgent
+from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete, OffPolicyAgent
 from velora.callbacks import Callback
 from velora.cli import config_hyperparameters
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def mujoco_config(name: str) -> dict[str, Any]:
-    """A MuJoCo row's ``configs/mujoco`` hyperparameters, but ``learning_starts`` (this script
-    sets it for every case)."""
-    kwargs = config_hyperparameters(LiquidSAC, REPO_ROOT / "configs" / "mujoco" / name)
+def mujoco_config(name: str, cls: type[OffPolicyAgent] = LiquidSAC) -> dict[str, Any]:
+    """A MuJoCo row's ``configs/mujoco`` hyperparameters for agent class ``cls``, but
+    ``learning_starts`` (this script sets it for every case)."""
+    kwargs = config_hyperparameters(cls, REPO_ROOT / "configs" / "mujoco" / name)
     kwargs.pop("learning_starts", None)
     return kwargs
 
@@ -57,6 +57,7 @@ CASES: dict[str, tuple[type[OffPolicyAgent], str, dict[str, Any]]] = {
                 {"replay": "sequence", "seq_len": 52, "burn_in": 0, "batch_size": 4}),
     # the MuJoCo rows' configurations (the mujoco extra): stored state with normalised
     # observations, and sequence mode on positions only
+    "halfcheetah_sac": (LiquidSAC, "HalfCheetah-v5", mujoco_config("halfcheetah.toml")),
     "hopper_sac": (LiquidSAC, "Hopper-v5", mujoco_config("hopper.toml")),
     "walker2d_sac": (LiquidSAC, "Walker2d-v5", mujoco_config("walker2d.toml")),
     "halfcheetah_p_sac": (LiquidSAC, "velora/HalfCheetah-P-v5",
@@ -67,6 +68,8 @@ CASES: dict[str, tuple[type[OffPolicyAgent], str, dict[str, Any]]] = {
     "halfcheetah_v_sac": (LiquidSAC, "velora/HalfCheetah-V-v5",
                           mujoco_config("halfcheetah_v.toml")),
     "hopper_v_sac": (LiquidSAC, "velora/Hopper-V-v5", mujoco_config("hopper_v.toml")),
+    "halfcheetah_ddpg": (LiquidDDPG, "HalfCheetah-v5",
+                         mujoco_config("halfcheetah.toml", LiquidDDPG)),
 }
 
 
