@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import velora.envs  # noqa: F401  (registers velora/ env ids)
-from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete, OffPolicyAgent
+from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete, LiquidTD3, OffPolicyAgent
 from velora.callbacks import Callback
 from velora.cli import config_hyperparameters
 
@@ -45,6 +45,10 @@ def mujoco_config(name: str, cls: type[OffPolicyAgent] = LiquidSAC) -> dict[str,
 # name: (agent class, env id, constructor arguments beyond the defaults)
 CASES: dict[str, tuple[type[OffPolicyAgent], str, dict[str, Any]]] = {
     "pendulum_sac": (LiquidSAC, "Pendulum-v1", {}),
+    # Pendulum's one action: the actors' output layers have one output
+    "pendulum_ddpg": (LiquidDDPG, "Pendulum-v1", {}),
+    "pendulum_td3": (LiquidTD3, "Pendulum-v1", {}),
+    "cartpole_sac_discrete": (LiquidSACDiscrete, "CartPole-v1", {}),
     "pendulum_velonly": (LiquidSAC, "velora/PendulumVelOnly-v1", {"replay": "sequence"}),
     "popgym_repeat_previous": (LiquidSACDiscrete, "popgym-RepeatPreviousEasy-v0",
                                {"replay": "sequence"}),
