@@ -97,7 +97,7 @@ def test_thread_invariances_mujoco_cases_train_with_the_rows_shipped_configs():
 
 def test_thread_invariance_has_a_case_for_every_mujoco_row(monkeypatch):
     """Each row of bench_learning's MuJoCo table has a case of the same name with velora's
-    agent class, env and config file, so "0 difference" covers every row's figures."""
+    agent class, env and config file, so the script checks every row's configuration."""
     spec = importlib.util.spec_from_file_location(
         "bench_learning_rows", BENCH.parent / "bench_learning.py")
     rows = importlib.util.module_from_spec(spec)

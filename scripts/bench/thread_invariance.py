@@ -7,7 +7,9 @@ heads, POPGym's Discrete-, MultiDiscrete- and Box-action agents, the T-maze's 52
 stored-state batches of 256, and the MuJoCo rows' configurations, which need the ``mujoco``
 extra), which are too slow for the suite. If the weights after
 ``--steps`` env steps are equal bit for bit, every figure of that row is the same on either
-thread count.
+thread count. (They are not where a layer with one output trains on batches of 256: MKL splits
+the matrix-vector product of its weight gradient across threads. LiquidDDPG's critic and the
+deterministic actors on Pendulum are such layers; docs/benchmarks.md has the figures.)
 
     python scripts/bench/thread_invariance.py            # every case, 2-15 min each
     python scripts/bench/thread_invariance.py tmaze25    # one case
@@ -59,8 +61,9 @@ CASES: dict[str, tuple[type[OffPolicyAgent], str, dict[str, Any]]] = {
                         {"replay": "sequence"}),
     "tmaze25": (LiquidSACDiscrete, "velora/TMazePassive-L25-v0",
                 {"replay": "sequence", "seq_len": 52, "burn_in": 0, "batch_size": 4}),
-    # the MuJoCo rows' configurations (the mujoco extra): stored state with normalised
-    # observations, and sequence mode on positions only
+    # every MuJoCo row's configuration (the mujoco extra; a test keeps these in step with
+    # bench_learning's MuJoCo table): stored state with normalised observations, sequence
+    # mode on positions only and on velocities only, and LiquidDDPG
     "halfcheetah_sac": (LiquidSAC, "HalfCheetah-v5", mujoco_config("halfcheetah.toml")),
     "hopper_sac": (LiquidSAC, "Hopper-v5", mujoco_config("hopper.toml")),
     "walker2d_sac": (LiquidSAC, "Walker2d-v5", mujoco_config("walker2d.toml")),
@@ -68,7 +71,6 @@ CASES: dict[str, tuple[type[OffPolicyAgent], str, dict[str, Any]]] = {
                           mujoco_config("halfcheetah_p.toml")),
     "hopper_p_sac": (LiquidSAC, "velora/Hopper-P-v5", mujoco_config("hopper_p.toml")),
     "walker2d_p_sac": (LiquidSAC, "velora/Walker2d-P-v5", mujoco_config("walker2d_p.toml")),
-    # velocities only
     "halfcheetah_v_sac": (LiquidSAC, "velora/HalfCheetah-V-v5",
                           mujoco_config("halfcheetah_v.toml")),
     "hopper_v_sac": (LiquidSAC, "velora/Hopper-V-v5", mujoco_config("hopper_v.toml")),
