@@ -247,6 +247,18 @@ ROWS: dict[str, Row] = {
         "LiquidSAC stored state (configs/mujoco/hopper.toml as shipped and with a 32-neuron "
         "actor) vs SB3 SAC (defaults), on training seeds 3..5 that chose nothing",
         eval_episodes=MUJOCO_EVAL_EPISODES),
+    # What was tried against walker2d_sac's gap to SB3 SAC (issue 18): its configuration with one
+    # change, 3 seeds, on the row's 20 episodes; walker2d_sac's SB3 SAC is the peer. The "auto"
+    # critics for Walker2d are 48 neurons (SB3 SAC's are 256x256 MLPs); the config's 10,000
+    # uniform random steps before learning are 9,900 more than SB3 SAC's default 100.
+    "walker2d_sac_variants": Row(
+        "Walker2d-v5", 100_000, 10_000, 1000.0,
+        {"critic_neurons_128": System("velora_sac", {"critic_neurons": 128},
+                                      config="configs/mujoco/walker2d.toml"),
+         "learning_starts_1000": System("velora_sac", {"learning_starts": 1000},
+                                        config="configs/mujoco/walker2d.toml")},
+        "LiquidSAC stored state, configs/mujoco/walker2d.toml with the named change "
+        "(walker2d_sac's SB3 SAC is the peer)", eval_episodes=MUJOCO_EVAL_EPISODES),
     # A smoke figure, not a result: one seed, 10k steps, 5 episodes. velora starts learning
     # at 1,000 steps here (the config's 10,000 would leave no update in 10k), SB3 at its 100.
     "halfcheetah_smoke": Row(
