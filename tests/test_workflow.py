@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -11,8 +12,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 import velora.checkpoint
+import velora.logger
 from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete, load_agent
 from velora.callbacks import Callback, CheckpointCallback, EvalCallback, StopOnReward
+from velora.logger import RunLogger, wait_for_a_later_second
 
 SMALL = {"n_neurons": 6, "critic_neurons": 6, "batch_size": 8, "buffer_size": 2000,
          "learning_starts": 50}
@@ -182,6 +185,39 @@ def test_stop_on_reward_ends_training_early():
     agent = LiquidSAC("Pendulum-v1", **SMALL)
     agent.learn(2000, log_dir=False, callbacks=[StopOnReward(threshold=-1e9, window=2)])
     assert agent.num_timesteps == 400
+
+
+def test_event_files_of_one_folder_sort_in_the_order_they_were_opened(tmp_path):
+    # TensorBoard reads a folder's event files in name order. Names start with the second the
+    # file was opened; within one second a counter that is not zero-padded decides (10 sorts
+    # before 9), so every logger must open its file in a later second than the folder's newest.
+    opened: list[str] = []
+    for step in range(3):
+        before = {p.name for p in tmp_path.iterdir()}
+        logger = RunLogger(tmp_path)
+        logger.scalar("x", float(step), step)
+        logger.close()
+        (name,) = {p.name for p in tmp_path.iterdir()} - before
+        opened.append(name)
+    seconds = [int(name.split(".")[3]) for name in opened]
+    assert seconds[0] < seconds[1] < seconds[2]
+    assert sorted(opened) == opened
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [e.step for e in events.Scalars("x")] == [0, 1, 2]
+
+
+def test_a_new_event_file_waits_only_for_a_folder_written_in_this_second(tmp_path, monkeypatch):
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"slept {seconds} s")
+
+    monkeypatch.setattr(velora.logger.time, "sleep", no_sleep)
+    wait_for_a_later_second(tmp_path)  # an empty folder
+    (tmp_path / "events.out.tfevents.0000000001.host.1.0").write_bytes(b"")  # long ago
+    (tmp_path / "notes.txt").write_text("not an event file")
+    wait_for_a_later_second(tmp_path)
+    (tmp_path / f"events.out.tfevents.{int(time.time()) + 3600:010d}.host.1.1").write_bytes(b"")
+    wait_for_a_later_second(tmp_path)  # a clock an hour ahead is not waited for
 
 
 def test_repeated_learn_calls_continue_one_run_folder_without_leaking_files(tmp_path):

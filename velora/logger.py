@@ -18,6 +18,8 @@ hyperparameters are written once with TensorBoard's hparams plugin.
 
 from __future__ import annotations
 
+import re
+import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,12 +28,43 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
+# TensorBoard's event file names: the second the file was opened (ten digits), then host,
+# process id and a per-process counter.
+_EVENT_FILE_SECOND = re.compile(r"^events\.out\.tfevents\.(\d{10})\.")
+
+
+def wait_for_a_later_second(log_dir: Path) -> None:
+    """Sleep until the wall clock's second is later than that of every event file in ``log_dir``.
+
+    TensorBoard reads a folder's event files in name order and expects that to be the order
+    they were written in. A name starts with the second its file was opened, and within one
+    second the order is decided by the process id and a counter that are not zero-padded
+    (counter 10 sorts before 9), so two files opened in the same second — two ``learn`` calls
+    of one run, or two processes writing to one folder — may be read back out of order. A file
+    opened in a later second sorts after all of them. Waits at most one second, and not at all
+    when the newest file is from an earlier second or from a clock ahead of this one.
+    """
+    seconds = [int(m.group(1)) for f in log_dir.glob("events.out.tfevents.*")
+               if (m := _EVENT_FILE_SECOND.match(f.name))]
+    if not seconds:
+        return
+    newest = max(seconds)
+    while int(time.time()) == newest:
+        time.sleep(newest + 1 - time.time() + 1e-3)
+
 
 class RunLogger:
-    """Writes one run's event files into ``log_dir``."""
+    """Writes one run's event files into ``log_dir``.
+
+    Each logger opens a new event file; a folder's files sort in the order they were opened
+    (see :func:`wait_for_a_later_second`), so a run continued by later ``learn`` calls reads
+    back in step order.
+    """
 
     def __init__(self, log_dir: str | Path, hparams: Mapping[str, Any] | None = None) -> None:
         self.log_dir = Path(log_dir)
+        if self.log_dir.is_dir():
+            wait_for_a_later_second(self.log_dir)
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
         self.recent_returns: deque[float] = deque(maxlen=100)
         if hparams:
