@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(relative_path: str, module_name: str) -> ModuleType:
+    """A file under ``scripts/`` (not a package) imported as a module, e.g.
+    ``load_script("bench/compare.py", "bench_compare")``. Each call executes the file afresh.
+
+    The module is registered in ``sys.modules`` as ``module_name`` (its dataclasses and pickled
+    classes look their module up there), and its folder goes on ``sys.path`` so that it imports
+    its neighbours as the script does when run (``scripts/bench/_common.py``)."""
+    path = SCRIPTS / relative_path
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 # Hyperparameters of an agent small enough to train for a few hundred steps in a test.
 SMALL = {"n_neurons": 6, "critic_neurons": 6, "batch_size": 8, "buffer_size": 500,

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL, CountingEnv
+from conftest import SMALL, CountingEnv, load_script
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from velora.agents import LiquidDDPG, LiquidSAC, LiquidSACDiscrete
@@ -377,15 +377,7 @@ def test_discrete_exploration_epsilon_outside_zero_to_one_is_refused_by_name(val
 
 # ----------------------------------------------------------------------------- research hooks
 def test_overriding_one_method_changes_training_as_intended():
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "scripts" / "example_subclass.py"
-    spec = importlib.util.spec_from_file_location("example_subclass", script)
-    example = importlib.util.module_from_spec(spec)
-    sys.modules["example_subclass"] = example
-    spec.loader.exec_module(example)
+    example = load_script("example_subclass.py", "example_subclass")
 
     plain = LiquidSAC("Pendulum-v1", **SMALL, seed=0, init_alpha=0.5).learn(80, log_dir=False)
     fixed = example.FixedAlphaSAC("Pendulum-v1", **SMALL, seed=0, init_alpha=0.5)

@@ -4,15 +4,14 @@ on the same fixed episodes, results written line by line and resumable."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 import velora.evaluation
 
@@ -21,10 +20,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_learning.py"
 
 @pytest.fixture
 def bench(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("bench_learning", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_learning"] = module
-    spec.loader.exec_module(module)
+    module = load_script("bench_learning.py", "bench_learning")
     monkeypatch.setattr(module, "RESULTS", tmp_path)
     small = {"n_neurons": 6, "critic_neurons": 6, "learning_starts": 50, "burn_in": 2}
     module.ROWS["tiny"] = module.Row(

@@ -7,7 +7,6 @@ the CUDA test without a GPU.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,18 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench"
 
 
 def load(name: str):
-    """A script of scripts/bench as a module (they import their neighbour _common)."""
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """scripts/bench/<name>.py as a module."""
+    return load_script(f"bench/{name}.py", f"bench_{name}")
 
 
 TINY_GPU_ARGS = ["--neurons", "8", "--batch", "4", "--seq-len", "3", "--burn-in", "2",
@@ -95,14 +90,10 @@ def test_thread_invariances_mujoco_cases_train_with_the_rows_shipped_configs():
         assert "learning_starts" not in kwargs  # the script's own, shared by every case
 
 
-def test_thread_invariance_has_a_case_for_every_mujoco_row(monkeypatch):
+def test_thread_invariance_has_a_case_for_every_mujoco_row():
     """Each row of bench_learning's MuJoCo table has a case of the same name with velora's
     agent class, env and config file, so the script checks every row's configuration."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_learning_rows", BENCH.parent / "bench_learning.py")
-    rows = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, rows)  # its dataclasses look themselves up there
-    spec.loader.exec_module(rows)
+    rows = load_script("bench_learning.py", "bench_learning_rows")
     invariance = load("thread_invariance")
     agent_class = {"velora_sac": "LiquidSAC", "velora_ddpg": "LiquidDDPG"}
     assert len(rows.MUJOCO_ROWS) == 9

@@ -3,24 +3,19 @@ skips finished runs, and its report reads the lines."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_tmaze.py"
 
 
 @pytest.fixture
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_tmaze", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_tmaze"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_tmaze.py", "bench_tmaze")
 
 
 def test_the_window_holds_two_episodes_and_exploration_follows_one_over_t(bench):

@@ -3,13 +3,12 @@ Tune and checkpoints; a subclass adds fields by subclassing the config."""
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-import sys
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from velora.agents import (
     DDPGConfig,
@@ -34,12 +33,7 @@ TINY = {"n_neurons": 6, "critic_neurons": 6, "buffer_size": 200, "batch_size": 8
 
 def example_subclass_module():
     """scripts/example_subclass.py, imported as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("example_subclass",
-                                                  ROOT / "scripts" / "example_subclass.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("example_subclass", module)
-    spec.loader.exec_module(sys.modules["example_subclass"])
-    return sys.modules["example_subclass"]
+    return load_script("example_subclass.py", "example_subclass")
 
 
 # --------------------------------------------------------------------------- per-mode defaults

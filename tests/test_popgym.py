@@ -3,7 +3,6 @@ wrappers, and the POPGym rows of scripts/bench_learning.py train every system of
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import load_script
 
 import velora.envs
 import velora.evaluation
@@ -59,10 +59,7 @@ def test_velora_train_and_eval_take_popgym_ids_without_wrappers(agent, env_id, t
 
 @pytest.fixture
 def bench(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("bench_learning_popgym", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_learning_popgym"] = module
-    spec.loader.exec_module(module)
+    module = load_script("bench_learning.py", "bench_learning_popgym")
     monkeypatch.setattr(module, "RESULTS", tmp_path)
     monkeypatch.setattr(velora.evaluation, "EVAL_SEEDS", (0, 1))
     return module
