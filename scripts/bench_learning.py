@@ -259,6 +259,15 @@ ROWS: dict[str, Row] = {
                                         config="configs/mujoco/walker2d.toml")},
         "LiquidSAC stored state, configs/mujoco/walker2d.toml with the named change "
         "(walker2d_sac's SB3 SAC is the peer)", eval_episodes=MUJOCO_EVAL_EPISODES),
+    # The same change on walker2d_p_sac (positions only, sequence mode); walker2d_p_sac's SB3 SAC
+    # is the peer.
+    "walker2d_p_sac_variants": Row(
+        "velora/Walker2d-P-v5", 100_000, 10_000, 500.0,
+        {"learning_starts_1000": System("velora_sac", {"learning_starts": 1000},
+                                        config="configs/mujoco/walker2d_p.toml")},
+        "LiquidSAC sequence mode, configs/mujoco/walker2d_p.toml with the named change "
+        "(walker2d_p_sac's SB3 SAC is the peer)", eval_episodes=MUJOCO_EVAL_EPISODES,
+        full_obs_row="walker2d_sac"),
     # A smoke figure, not a result: one seed, 10k steps, 5 episodes. velora starts learning
     # at 1,000 steps here (the config's 10,000 would leave no update in 10k), SB3 at its 100.
     "halfcheetah_smoke": Row(
