@@ -231,7 +231,10 @@ ROWS: dict[str, Row] = {
         {"n_neurons_32": System("velora_sac", {"n_neurons": 32},
                                 config="configs/mujoco/hopper.toml"),
          "no_normalization": System("velora_sac", {"normalize_observations": False},
-                                    config="configs/mujoco/hopper.toml")},
+                                    config="configs/mujoco/hopper.toml"),
+         # the config's 10,000 uniform random steps before learning, against SB3 SAC's 100
+         "learning_starts_1000": System("velora_sac", {"learning_starts": 1000},
+                                        config="configs/mujoco/hopper.toml")},
         "LiquidSAC stored state, configs/mujoco/hopper.toml with the named change (hopper_sac's "
         "SB3 SAC is the peer)", eval_episodes=MUJOCO_EVAL_EPISODES),
     # hopper_sac_variants' 32-neuron actor was the better of two variants on seeds 0..2, the
