@@ -262,6 +262,16 @@ ROWS: dict[str, Row] = {
                                         config="configs/mujoco/walker2d.toml")},
         "LiquidSAC stored state, configs/mujoco/walker2d.toml with the named change "
         "(walker2d_sac's SB3 SAC is the peer)", eval_episodes=MUJOCO_EVAL_EPISODES),
+    # walker2d_sac_variants' learning_starts_1000 beside the configuration as shipped on training
+    # seeds 3..5, which chose nothing (run with --seeds 3 4 5), on the same 20 evaluation
+    # episodes. (critics of 128 neurons are not carried over: they halve velora's steps/s.)
+    "walker2d_sac_holdout": Row(
+        "Walker2d-v5", 100_000, 10_000, 1000.0,
+        {"velora": System("velora_sac", config="configs/mujoco/walker2d.toml"),
+         "learning_starts_1000": System("velora_sac", {"learning_starts": 1000},
+                                        config="configs/mujoco/walker2d.toml")},
+        "LiquidSAC stored state (configs/mujoco/walker2d.toml as shipped and learning from 1,000 "
+        "steps), on training seeds 3..5 that chose nothing", eval_episodes=MUJOCO_EVAL_EPISODES),
     # The same change on walker2d_p_sac (positions only, sequence mode); walker2d_p_sac's SB3 SAC
     # is the peer.
     "walker2d_p_sac_variants": Row(
