@@ -106,6 +106,23 @@ def _mujoco_row(env: str, config: str, bar: float, note: str, *, ddpg: bool = Fa
                eval_episodes=MUJOCO_EVAL_EPISODES, full_obs_row=full_obs_row)
 
 
+def _mujoco_variants(env: str, config: str, bar: float, variants: dict[str, dict[str, Any]],
+                     note: str, *, shipped: bool = False, peer: bool = False,
+                     full_obs_row: str | None = None) -> Row:
+    """A row of what was tried against a MuJoCo row's gap: LiquidSAC with ``configs/mujoco/``
+    ``config`` and each variant's changes (name -> hyperparameters), at the MuJoCo rows' budget
+    and 20 episodes; with ``shipped`` the config as it is ("velora"), with ``peer`` SB3 SAC with
+    its defaults ("sb3_sac"), both ahead of the variants."""
+    path = f"configs/mujoco/{config}"
+    systems = {"velora": System("velora_sac", config=path)} if shipped else {}
+    if peer:
+        systems["sb3_sac"] = System("sb3_sac")
+    systems.update({name: System("velora_sac", changes, config=path)
+                    for name, changes in variants.items()})
+    return Row(env, 100_000, 10_000, bar, systems, note, eval_episodes=MUJOCO_EVAL_EPISODES,
+               full_obs_row=full_obs_row)
+
+
 MUJOCO_ROWS: dict[str, Row] = {
     "halfcheetah_sac": _mujoco_row("HalfCheetah-v5", "halfcheetah.toml", 3000.0,
                                    "LiquidSAC stored state (configs/mujoco) vs SB3 SAC (defaults)"),
@@ -226,61 +243,47 @@ ROWS: dict[str, Row] = {
     # HalfCheetah's and Walker2d's is 32. Without normalisation: the running statistics start
     # from 10k random steps of episodes that fall within tens of steps (Hopper and Walker2d end
     # an episode on a fall, HalfCheetah never does), so later states may sit at the clip.
-    "hopper_sac_variants": Row(
-        "Hopper-v5", 100_000, 10_000, 1000.0,
-        {"n_neurons_32": System("velora_sac", {"n_neurons": 32},
-                                config="configs/mujoco/hopper.toml"),
-         "no_normalization": System("velora_sac", {"normalize_observations": False},
-                                    config="configs/mujoco/hopper.toml"),
+    "hopper_sac_variants": _mujoco_variants(
+        "Hopper-v5", "hopper.toml", 1000.0,
+        {"n_neurons_32": {"n_neurons": 32},
+         "no_normalization": {"normalize_observations": False},
          # the config's 10,000 uniform random steps before learning, against SB3 SAC's 100
-         "learning_starts_1000": System("velora_sac", {"learning_starts": 1000},
-                                        config="configs/mujoco/hopper.toml")},
+         "learning_starts_1000": {"learning_starts": 1000}},
         "LiquidSAC stored state, configs/mujoco/hopper.toml with the named change (hopper_sac's "
-        "SB3 SAC is the peer)", eval_episodes=MUJOCO_EVAL_EPISODES),
+        "SB3 SAC is the peer)"),
     # hopper_sac_variants' 32-neuron actor was the better of two variants on seeds 0..2, the
     # seeds that chose it; this row re-runs it beside the configuration as shipped and SB3 SAC
     # on training seeds 3..5, which chose nothing (run with --seeds 3 4 5), on the same 20
     # evaluation episodes.
-    "hopper_sac_holdout": Row(
-        "Hopper-v5", 100_000, 10_000, 1000.0,
-        {"velora": System("velora_sac", config="configs/mujoco/hopper.toml"),
-         "sb3_sac": System("sb3_sac"),
-         "n_neurons_32": System("velora_sac", {"n_neurons": 32},
-                                config="configs/mujoco/hopper.toml")},
+    "hopper_sac_holdout": _mujoco_variants(
+        "Hopper-v5", "hopper.toml", 1000.0, {"n_neurons_32": {"n_neurons": 32}},
         "LiquidSAC stored state (configs/mujoco/hopper.toml as shipped and with a 32-neuron "
         "actor) vs SB3 SAC (defaults), on training seeds 3..5 that chose nothing",
-        eval_episodes=MUJOCO_EVAL_EPISODES),
+        shipped=True, peer=True),
     # What was tried against walker2d_sac's gap to SB3 SAC (issue 18): its configuration with one
     # change, 3 seeds, on the row's 20 episodes; walker2d_sac's SB3 SAC is the peer. The "auto"
     # critics for Walker2d are 48 neurons (SB3 SAC's are 256x256 MLPs); the config's 10,000
     # uniform random steps before learning are 9,900 more than SB3 SAC's default 100.
-    "walker2d_sac_variants": Row(
-        "Walker2d-v5", 100_000, 10_000, 1000.0,
-        {"critic_neurons_128": System("velora_sac", {"critic_neurons": 128},
-                                      config="configs/mujoco/walker2d.toml"),
-         "learning_starts_1000": System("velora_sac", {"learning_starts": 1000},
-                                        config="configs/mujoco/walker2d.toml")},
+    "walker2d_sac_variants": _mujoco_variants(
+        "Walker2d-v5", "walker2d.toml", 1000.0,
+        {"critic_neurons_128": {"critic_neurons": 128},
+         "learning_starts_1000": {"learning_starts": 1000}},
         "LiquidSAC stored state, configs/mujoco/walker2d.toml with the named change "
-        "(walker2d_sac's SB3 SAC is the peer)", eval_episodes=MUJOCO_EVAL_EPISODES),
+        "(walker2d_sac's SB3 SAC is the peer)"),
     # walker2d_sac_variants' learning_starts_1000 beside the configuration as shipped on training
     # seeds 3..5, which chose nothing (run with --seeds 3 4 5), on the same 20 evaluation
     # episodes. (critics of 128 neurons are not carried over: they halve velora's steps/s.)
-    "walker2d_sac_holdout": Row(
-        "Walker2d-v5", 100_000, 10_000, 1000.0,
-        {"velora": System("velora_sac", config="configs/mujoco/walker2d.toml"),
-         "learning_starts_1000": System("velora_sac", {"learning_starts": 1000},
-                                        config="configs/mujoco/walker2d.toml")},
+    "walker2d_sac_holdout": _mujoco_variants(
+        "Walker2d-v5", "walker2d.toml", 1000.0, {"learning_starts_1000": {"learning_starts": 1000}},
         "LiquidSAC stored state (configs/mujoco/walker2d.toml as shipped and learning from 1,000 "
-        "steps), on training seeds 3..5 that chose nothing", eval_episodes=MUJOCO_EVAL_EPISODES),
+        "steps), on training seeds 3..5 that chose nothing", shipped=True),
     # The same change on walker2d_p_sac (positions only, sequence mode); walker2d_p_sac's SB3 SAC
     # is the peer.
-    "walker2d_p_sac_variants": Row(
-        "velora/Walker2d-P-v5", 100_000, 10_000, 500.0,
-        {"learning_starts_1000": System("velora_sac", {"learning_starts": 1000},
-                                        config="configs/mujoco/walker2d_p.toml")},
+    "walker2d_p_sac_variants": _mujoco_variants(
+        "velora/Walker2d-P-v5", "walker2d_p.toml", 500.0,
+        {"learning_starts_1000": {"learning_starts": 1000}},
         "LiquidSAC sequence mode, configs/mujoco/walker2d_p.toml with the named change "
-        "(walker2d_p_sac's SB3 SAC is the peer)", eval_episodes=MUJOCO_EVAL_EPISODES,
-        full_obs_row="walker2d_sac"),
+        "(walker2d_p_sac's SB3 SAC is the peer)", full_obs_row="walker2d_sac"),
     # A smoke figure, not a result: one seed, 10k steps, 5 episodes. velora starts learning
     # at 1,000 steps here (the config's 10,000 would leave no update in 10k), SB3 at its 100.
     "halfcheetah_smoke": Row(
