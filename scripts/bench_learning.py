@@ -270,18 +270,18 @@ ROWS: dict[str, Row] = {
          "learning_starts_1000": {"learning_starts": 1000}},
         "LiquidSAC stored state, configs/mujoco/walker2d.toml with the named change "
         "(walker2d_sac's SB3 SAC is the peer)"),
-    # walker2d_sac_variants' learning_starts_1000 beside the configuration as shipped on training
-    # seeds 3..5, which chose nothing (run with --seeds 3 4 5), on the same 20 evaluation
-    # episodes. (critics of 128 neurons are not carried over: they halve velora's steps/s.)
+    # walker2d_sac_variants' critic_neurons_128, the better of its two variants on seeds 0..2,
+    # beside the configuration as shipped on training seeds 3..5, which chose nothing (run with
+    # --seeds 3 4 5), on the same 20 evaluation episodes.
     "walker2d_sac_holdout": _mujoco_variants(
-        "Walker2d-v5", "walker2d.toml", 1000.0, {"learning_starts_1000": {"learning_starts": 1000}},
-        "LiquidSAC stored state (configs/mujoco/walker2d.toml as shipped and learning from 1,000 "
-        "steps), on training seeds 3..5 that chose nothing", shipped=True),
-    # The same change on walker2d_p_sac (positions only, sequence mode); walker2d_p_sac's SB3 SAC
-    # is the peer.
+        "Walker2d-v5", "walker2d.toml", 1000.0, {"critic_neurons_128": {"critic_neurons": 128}},
+        "LiquidSAC stored state (configs/mujoco/walker2d.toml as shipped and with critics of 128 "
+        "neurons), on training seeds 3..5 that chose nothing", shipped=True),
+    # The same change on walker2d_p_sac (positions only, sequence mode: its "auto" critics are
+    # 64 neurons); walker2d_p_sac's SB3 SAC is the peer.
     "walker2d_p_sac_variants": _mujoco_variants(
         "velora/Walker2d-P-v5", "walker2d_p.toml", 500.0,
-        {"learning_starts_1000": {"learning_starts": 1000}},
+        {"critic_neurons_128": {"critic_neurons": 128}},
         "LiquidSAC sequence mode, configs/mujoco/walker2d_p.toml with the named change "
         "(walker2d_p_sac's SB3 SAC is the peer)", full_obs_row="walker2d_sac"),
     # A smoke figure, not a result: one seed, 10k steps, 5 episodes. velora starts learning
