@@ -7,15 +7,12 @@ import argparse
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import load_script
 
 import velora.evaluation
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_learning.py"
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import load_script
+from conftest import SCRIPTS, load_script
 
-BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench"
+BENCH = SCRIPTS / "bench"
 
 
 def load(name: str):

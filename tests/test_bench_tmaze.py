@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 from conftest import load_script
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_tmaze.py"
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 from conftest import load_script
@@ -26,7 +25,6 @@ from velora.agents import (
 from velora.agents.config import field_docs
 from velora.settings import hyperparameters
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = {"n_neurons": 6, "critic_neurons": 6, "buffer_size": 200, "batch_size": 8,
         "learning_starts": 20, "seed": 0}
 

@@ -10,13 +10,12 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import load_script
+from conftest import SCRIPTS, load_script
 
 import velora.envs
 import velora.evaluation
 from velora.envs import make_env
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_learning.py"
 TINY = ["--n-neurons", "4", "--critic-neurons", "4", "--batch-size", "4", "--buffer-size", "200",
         "--learning-starts", "10", "--seq-len", "4", "--burn-in", "2"]
 
@@ -130,6 +129,6 @@ def test_popgym_systems_train_and_are_evaluated_on_the_fixed_episodes(bench, sys
 def test_the_benchmark_shell_script_runs_every_popgym_row(bench):
     import re
 
-    script = (SCRIPT.parent / "learning_benchmarks.sh").read_text()
+    script = (SCRIPTS / "learning_benchmarks.sh").read_text()
     listed = re.search(r"popgym_rows=\((.*?)\)", script, re.S).group(1).split()
     assert tuple(listed) == bench.POPGYM_TASKS
