@@ -32,6 +32,7 @@ from torch import nn
 
 from velora.models.lnn import LiquidNCPEnsemble, LiquidNCPNetwork
 from velora.models.lnn.ncp import _check_features
+from velora.models.rnn_recurrence import gru_cell, gru_recurrence, lstm_cell, lstm_recurrence
 
 __all__ = ["RECURRENT_CELLS", "RNNEnsemble", "RNNNetwork", "RecurrentCell",
            "check_recurrent_cell", "make_ensemble", "make_network", "matched_hidden_units",
@@ -181,35 +182,15 @@ class RNNEnsemble(nn.Module):
         return torch.baddbmm(self.bias_ih, x.expand(self.n_members, *x.shape),
                              self.weight_ih.transpose(1, 2))
 
-    def _lstm(self, x_proj: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
-              w_hh_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One LSTM step on ``(n_members, rows, .)`` tensors: ``(h, c) -> (h', c')``."""
-        n = self.hidden_units
-        gates = torch.baddbmm(x_proj, h, w_hh_t)  # x_proj already holds both biases
-        # One sigmoid over all four blocks (the candidate's is unused): fewer operations per
-        # step, which is what a small recurrent unroll's time is made of.
-        i, f, _, o = torch.sigmoid(gates).split_with_sizes([n, n, n, n], dim=-1)
-        c_new = torch.addcmul(f * c, i, torch.tanh(gates[..., 2 * n:3 * n]))
-        return o * torch.tanh(c_new), c_new
-
-    def _gru(self, x_proj: torch.Tensor, h: torch.Tensor, w_hh_t: torch.Tensor) -> torch.Tensor:
-        """One GRU step on ``(n_members, rows, .)`` tensors: ``h -> h'``."""
-        n = self.hidden_units
-        hidden_part = torch.baddbmm(self.bias_hh, h, w_hh_t)
-        rz = torch.sigmoid(x_proj[..., :2 * n] + hidden_part[..., :2 * n])
-        r, z = rz.split_with_sizes([n, n], dim=-1)
-        candidate = torch.tanh(torch.addcmul(x_proj[..., 2 * n:], r, hidden_part[..., 2 * n:]))
-        return torch.lerp(candidate, h, z)  # (1 - z) * candidate + z * h
-
     def _cell(self, x_proj: torch.Tensor, state: torch.Tensor, w_hh_t: torch.Tensor
               ) -> torch.Tensor:
         """One step on the flat state: ``(n_members, rows, G H)`` input part (from
         :meth:`_project`), ``(n_members, rows, S)`` state -> the new state."""
-        if self.cell == "lstm":
-            n = self.hidden_units
-            h, c = self._lstm(x_proj + self.bias_hh, state[..., :n], state[..., n:], w_hh_t)
-            return torch.cat([h, c], dim=-1)
-        return self._gru(x_proj, state, w_hh_t)
+        n = self.hidden_units
+        if self.cell == "lstm":  # both biases enter the gates' sum once
+            gates = torch.baddbmm(x_proj + self.bias_hh, state[..., :n], w_hh_t)
+            return torch.cat(lstm_cell(gates, state[..., n:]), dim=-1)
+        return gru_cell(x_proj, torch.baddbmm(self.bias_hh, state, w_hh_t), state)
 
     def readout(self, state: torch.Tensor) -> torch.Tensor:
         """The linear readout of ``h`` (an LSTM's ``c`` is not read): ``(n_members, rows, S)``
@@ -245,30 +226,16 @@ class RNNEnsemble(nn.Module):
                              f"got {tuple(resets.shape)}")
         state = self.split_hidden(h, batch, x)
         k, n = self.n_members, self.hidden_units
-        # The input part of every step at once, time-major; only the recurrence loops.
+        # The input part of every step at once; only the recurrence loops
+        # (velora.models.rnn_recurrence: the cell step by step, backpropagated in one node).
         x_proj = self._project(x.transpose(0, 1).reshape(time * batch, -1)).view(k, time, batch, -1)
-        if self.cell == "lstm":  # both biases enter the gates' sum once, outside the loop
-            x_proj = x_proj + self.bias_hh.unsqueeze(1)
-        x_steps = x_proj.unbind(1)  # unbind, not indexing: one backward op for the sequence
-        keep = None if resets is None else (~resets.bool()).to(x.dtype).t().unsqueeze(-1).unbind(0)
+        keep = None if resets is None else (~resets.bool()).to(x.dtype).t().unsqueeze(-1)
         w_hh_t = self.weight_hh.transpose(1, 2)
-        hs, cs = [], []
-        h_t = state[..., :n]
-        c_t = state[..., n:] if self.cell == "lstm" else None
-        for t in range(time):
-            if keep is not None:
-                h_t = h_t * keep[t]
-            if c_t is None:
-                h_t = self._gru(x_steps[t], h_t, w_hh_t)
-            else:
-                if keep is not None:
-                    c_t = c_t * keep[t]
-                h_t, c_t = self._lstm(x_steps[t], h_t, c_t, w_hh_t)
-                cs.append(c_t)
-            hs.append(h_t)
-        # (k, batch, time, S): [h | c] joined once for the whole sequence, not every step
-        h_seq = torch.stack(hs, dim=2) if not cs else \
-            torch.cat([torch.stack(hs, dim=2), torch.stack(cs, dim=2)], dim=-1)
+        if self.cell == "lstm":  # both biases enter the gates' sum once, outside the loop
+            h_seq = torch.cat(lstm_recurrence(x_proj + self.bias_hh.unsqueeze(1), state[..., :n],
+                                              state[..., n:], w_hh_t, keep), dim=-1)
+        else:
+            h_seq = gru_recurrence(x_proj, state, w_hh_t, self.bias_hh, keep)
         y = self.readout(h_seq.view(k, batch * time, -1)).view(k, batch, time, -1)
         return y, h_seq
 
