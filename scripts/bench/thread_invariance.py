@@ -3,11 +3,11 @@ against torch's default count, at the sizes the learning benchmarks use.
 
 ``tests/test_golden_weights.py`` checks bit equality on tiny circuits in CI; this script checks
 it at the benchmark rows' default sizes (sequence-mode windows of 16 + 8 with 32 / 64-neuron
-heads, POPGym's Discrete-, MultiDiscrete- and Box-action agents, the T-maze's 52-step windows,
-stored-state batches of 256, and the MuJoCo rows' configurations, which need the ``mujoco``
-extra), which are too slow for the suite. If the weights after
-``--steps`` env steps are equal bit for bit, every figure of that row is the same on either
-thread count. (They are not where a layer with one output trains on batches of 256: MKL splits
+heads, POPGym's Discrete-, MultiDiscrete- and Box-action agents, the T-maze's 52-step windows
+with liquid, LSTM and GRU heads, stored-state batches of 256, and the MuJoCo rows'
+configurations, which need the ``mujoco`` extra), which are too slow for the suite. If the
+weights after ``--steps`` env steps are equal bit for bit, every figure of that row is the same
+on either thread count. (They are not where a layer with one output trains on batches of 256: MKL splits
 the matrix-vector product of its weight gradient across threads. LiquidDDPG's critic and the
 deterministic actors on Pendulum are such layers; docs/benchmarks.md has the figures.)
 
@@ -61,6 +61,13 @@ CASES: dict[str, tuple[type[OffPolicyAgent], str, dict[str, Any]]] = {
                         {"replay": "sequence"}),
     "tmaze25": (LiquidSACDiscrete, "velora/TMazePassive-L25-v0",
                 {"replay": "sequence", "seq_len": 52, "burn_in": 0, "batch_size": 4}),
+    # the T-maze's LSTM / GRU ablation heads (velora.models.rnn_recurrence's backward)
+    "tmaze25_lstm": (LiquidSACDiscrete, "velora/TMazePassive-L25-v0",
+                     {"replay": "sequence", "seq_len": 52, "burn_in": 0, "batch_size": 4,
+                      "recurrent_cell": "lstm"}),
+    "tmaze25_gru": (LiquidSACDiscrete, "velora/TMazePassive-L25-v0",
+                    {"replay": "sequence", "seq_len": 52, "burn_in": 0, "batch_size": 4,
+                     "recurrent_cell": "gru"}),
     # every MuJoCo row's configuration (the mujoco extra; a test keeps these in step with
     # bench_learning's MuJoCo table): stored state with normalised observations, sequence
     # mode on positions only and on velocities only, and LiquidDDPG
