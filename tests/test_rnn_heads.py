@@ -79,6 +79,28 @@ def test_each_member_is_torchs_own_lstm_or_gru_with_a_linear_readout(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
+def test_a_heads_gradients_do_not_depend_on_the_thread_count(cell):
+    # The T-maze actor's shapes: one member, 7 inputs, a window of 208 rows. Computed as
+    # x^T grad, the input weights' gradient is a product MKL splits over rows across threads.
+    net = RNNNetwork(7, 15, 4, cell=cell, seed=0)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(1, 208, 7, generator=gen)
+    out_grad = torch.randn(1, 208, 4, generator=gen)
+    before = torch.get_num_threads()
+    grads = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            net.zero_grad()
+            (net.unroll(x)[0] * out_grad).sum().backward()
+            grads.append([p.grad.clone() for p in net.parameters()])
+    finally:
+        torch.set_num_threads(before)
+    for one, two in zip(*grads, strict=True):
+        assert torch.equal(one, two)
+
+
+@pytest.mark.parametrize("cell", CELLS)
 def test_state_sizes_step_unroll_and_the_numpy_twin_agree(cell):
     net = RNNEnsemble(3, 4, 2, cell=cell, n_members=2, seed=3, learned_output_scale=True)
     assert net.hidden_size == (8 if cell == "lstm" else 4)

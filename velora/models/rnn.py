@@ -179,8 +179,11 @@ class RNNEnsemble(nn.Module):
     # ------------------------------------------------------------------ computation
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         """``(rows, in)`` -> the gates' input part ``W_ih x + b_ih``, ``(n_members, rows, G H)``."""
-        return torch.baddbmm(self.bias_ih, x.expand(self.n_members, *x.shape),
-                             self.weight_ih.transpose(1, 2))
+        # Feature-major (W_ih x^T), so that the weight's gradient is grad^T x: with one member,
+        # MKL splits the sum over rows of x^T grad (few inputs, many rows) across threads, and
+        # the weights would then depend on the thread count.
+        x_t = x.t().expand(self.n_members, *x.t().shape)
+        return torch.baddbmm(self.bias_ih.transpose(1, 2), self.weight_ih, x_t).transpose(1, 2)
 
     def _cell(self, x_proj: torch.Tensor, state: torch.Tensor, w_hh_t: torch.Tensor
               ) -> torch.Tensor:
@@ -228,7 +231,7 @@ class RNNEnsemble(nn.Module):
         k, n = self.n_members, self.hidden_units
         # The input part of every step at once; only the recurrence loops
         # (velora.models.rnn_recurrence: the cell step by step, backpropagated in one node).
-        x_proj = self._project(x.transpose(0, 1).reshape(time * batch, -1)).view(k, time, batch, -1)
+        x_proj = self._project(x.transpose(0, 1).reshape(time * batch, -1)).reshape(k, time, batch, -1)
         keep = None if resets is None else (~resets.bool()).to(x.dtype).t().unsqueeze(-1)
         w_hh_t = self.weight_hh.transpose(1, 2)
         if self.cell == "lstm":  # both biases enter the gates' sum once, outside the loop
