@@ -12,7 +12,7 @@ passes dominate an update on a CPU (the T-maze's long windows: 202 steps in a ro
 derivative of a step's new state with respect to its pre-activations is linear in the incoming
 gradient, with coefficients that depend only on the forward pass, so the backward here computes
 those coefficients for every step at once and keeps in its loop only what is sequential: three
-operations a step for the GRU, four for the LSTM (whose cell state is a second chain). Both
+operations a step for the GRU, five for the LSTM (whose cell state is a second chain). Both
 recurrences run the reference cell functions unchanged in the forward pass, so their states
 equal the step-by-step loop's bit for bit; ``tests/test_rnn_recurrence.py`` checks their
 gradients against autograd through that loop and against torch's own ``nn.LSTM`` / ``nn.GRU``
@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["gru_cell", "gru_recurrence", "lstm_cell", "lstm_recurrence"]
+__all__ = ["gru_cell", "gru_recurrence", "gru_slopes", "lstm_cell", "lstm_recurrence",
+           "lstm_slopes"]
 
 
 def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
