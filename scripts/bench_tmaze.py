@@ -45,6 +45,15 @@ turn in 769 training episodes, docs/benchmarks.md). ``--exploration-epsilon auto
 default) adds ``LiquidSACDiscrete``'s epsilon-greedy exploration at ``1 / (L + 1)``; ``0``
 runs without it, as the first L = 10 and L = 25 runs did. The results record the value, and
 the report keeps the two settings apart.
+
+Curriculum (``--curriculum-from L0``, its own setting, reported in its own table): the run for
+corridor L trains first in a corridor of L0 < L with L0's recipe (window, entropy target and
+epsilon of L0, kept for the whole run), and moves to L at the next episode start after an
+evaluation at L0 is solved. Every evaluation plays L (and, until the move, L0 too); the run is
+solved at the first evaluation that turns the right way for both cues at L, and the step budget
+counts the steps in both corridors.
+
+    python scripts/bench_tmaze.py run --lengths 100 --curriculum-from 25 --cells cfc --seeds 0
 """
 
 from __future__ import annotations
@@ -166,6 +175,29 @@ def junction_counter(env: Any) -> Any:
     return JunctionCounter(env)
 
 
+def corridor_schedule(env: Any) -> Any:
+    """``env`` (a passive T-maze) wrapped so that the corridor can be lengthened between
+    episodes: set ``next_length`` and the next episode start gives the maze that corridor, as
+    ``PassiveTMaze(next_length)`` would have it (its default penalty ``-1 / L`` included)."""
+    import gymnasium as gym
+
+    class CorridorSchedule(gym.Wrapper):
+        def __init__(self, inner: Any) -> None:
+            super().__init__(inner)
+            self.next_length = 0  # 0: no change pending; an int, so a checkpoint carries it
+
+        def reset(self, **kwargs: Any) -> Any:
+            if self.next_length:
+                maze = self.env.unwrapped
+                maze.corridor_length = self.next_length
+                maze.penalty = -1.0 / self.next_length
+                maze.episode_length = self.next_length + 1
+                self.next_length = 0
+            return self.env.reset(**kwargs)
+
+    return CorridorSchedule(env)
+
+
 def trainable_params(agent: Any) -> dict[str, int]:
     """Trainable parameters of the actor and of one critic (weights the wiring masks out
     excluded: they are fixed zeros)."""
@@ -182,23 +214,30 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def run_key(line: dict[str, Any]) -> tuple[str, int, float, int]:
-    """``(cell, L, exploration epsilon, seed)`` of a result line (epsilon 0 where the line
-    predates the option)."""
-    return line["cell"], line["L"], line.get("exploration_epsilon", 0.0), line["seed"]
+RunKey = tuple[str, int, float, int, int | None]
+
+
+def run_key(line: dict[str, Any]) -> RunKey:
+    """``(cell, L, exploration epsilon, seed, curriculum's first L)`` of a result line (epsilon 0
+    where the line predates the option; ``None`` for a run trained at L from the start)."""
+    return (line["cell"], line["L"], line.get("exploration_epsilon", 0.0), line["seed"],
+            line.get("curriculum_from"))
 
 
 def finished(lines: list[dict[str, Any]], cell: str, length: int, seed: int, steps: int,
-             epsilon: float = 0.0) -> bool:
-    """Whether a run of (cell, L, epsilon, seed) ended solved, or unsolved after at least
-    ``steps``."""
-    return any(x.get("event") == "end" and run_key(x) == (cell, length, epsilon, seed)
+             epsilon: float = 0.0, curriculum_from: int | None = None) -> bool:
+    """Whether a run of (cell, L, epsilon, seed, curriculum) ended solved, or unsolved after at
+    least ``steps``."""
+    key = (cell, length, epsilon, seed, curriculum_from)
+    return any(x.get("event") == "end" and run_key(x) == key
                and (x["solved_at"] is not None or x["steps"] >= steps) for x in lines)
 
 
-def checkpoint_path(directory: Path, cell: str, length: int, seed: int, epsilon: float) -> Path:
+def checkpoint_path(directory: Path, cell: str, length: int, seed: int, epsilon: float,
+                    curriculum_from: int | None = None) -> Path:
     """Where a run's latest agent (and, beside it, ``.json`` run state and buffer) is kept."""
-    return directory / f"{cell}-L{length}-eps{epsilon:.6g}-seed{seed}.safetensors"
+    start = "" if curriculum_from is None else f"-from{curriculum_from}"
+    return directory / f"{cell}-L{length}{start}-eps{epsilon:.6g}-seed{seed}.safetensors"
 
 
 def saved_run(path: Path, kwargs: dict[str, Any], lines: list[dict[str, Any]]
@@ -236,15 +275,19 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
     torch.set_num_threads(args.threads)
     code = bench_common().code_version()  # of this sitting: a resumed run may span commits
     cpu = bench_common().cpu_model()  # and machines: steps-to-solve can move with the CPU
-    epsilon = exploration_epsilon(length, args.exploration_epsilon)
-    kwargs = agent_kwargs(length, cell, args.seq_len, args.burn_in, epsilon)
-    env = junction_counter(gym.make("velora/TMazePassive-v0", corridor_length=length))
+    first_length = args.curriculum_from or length  # the recipe is the first corridor's
+    epsilon = exploration_epsilon(first_length, args.exploration_epsilon)
+    kwargs = agent_kwargs(first_length, cell, args.seq_len, args.burn_in, epsilon)
+    maze = gym.make("velora/TMazePassive-v0", corridor_length=first_length)
+    schedule = corridor_schedule(maze) if args.curriculum_from else None
+    env = junction_counter(schedule or maze)
     agent = LiquidSACDiscrete(env, seed=seed, **kwargs)
-    ckpt = checkpoint_path(args.checkpoints, cell, length, seed, epsilon)
+    ckpt = checkpoint_path(args.checkpoints, cell, length, seed, epsilon, args.curriculum_from)
     state = saved_run(ckpt, kwargs, read_lines(args.out))
     if state is None:
+        curriculum = {"curriculum_from": args.curriculum_from} if args.curriculum_from else {}
         base = {"run": uuid.uuid4().hex[:8], "cell": cell, "L": length, "seed": seed, **kwargs,
-                "recurrent_cell": cell, "batch_size": agent.batch_size,
+                **curriculum, "recurrent_cell": cell, "batch_size": agent.batch_size,
                 **trainable_params(agent)}
         solved_at, wall_before, resume = None, 0.0, None
     else:
@@ -266,8 +309,17 @@ def run_one(cell: str, length: int, seed: int, args: argparse.Namespace) -> None
             train_s = time.perf_counter() - t0
             done = agent.num_timesteps
             result = evaluate_cues(agent, length)
+            stage: dict[str, Any] = {}
+            if schedule is not None:
+                # the corridor trained in until now; the move to L waits for L0 to be solved
+                stage["train_length"] = env.unwrapped.corridor_length
+                if stage["train_length"] != length and not schedule.next_length:
+                    stage["stage_solved"] = evaluate_cues(agent, stage["train_length"])["solved"]
+                    if stage["stage_solved"]:
+                        schedule.next_length = length  # from the next episode start on
             line = {**base, "code": code, "cpu": cpu, "step": agent.num_timesteps,
-                    **result, "sps": chunk / train_s, "wall_s": time.perf_counter() - start,
+                    **result, **stage, "sps": chunk / train_s,
+                    "wall_s": time.perf_counter() - start,
                     "train_return_last20": sum(agent.episode_returns[-20:]) /
                     max(1, len(agent.episode_returns[-20:])),
                     **{f"train_{k}": v for k, v in env.counts.items()}}
@@ -356,13 +408,17 @@ def probe(args: argparse.Namespace) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> None:
+    start = args.curriculum_from
+    if start is not None and not 1 <= start < min(args.lengths):
+        raise SystemExit(f"--curriculum-from must be at least 1 and shorter than every corridor "
+                         f"of --lengths {args.lengths}, got {start}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for length in args.lengths:
         for cell in args.cells:
             for seed in args.seeds:
-                epsilon = exploration_epsilon(length, args.exploration_epsilon)
+                epsilon = exploration_epsilon(start or length, args.exploration_epsilon)
                 if not args.redo and finished(read_lines(args.out), cell, length, seed,
-                                              args.steps, epsilon):
+                                              args.steps, epsilon, start):
                     print(f"skip {cell} L={length} seed={seed}: finished", flush=True)
                     continue
                 run_one(cell, length, seed, args)
@@ -412,19 +468,18 @@ def speed(args: argparse.Namespace) -> None:
                   flush=True)
 
 
-def latest_runs(lines: list[dict[str, Any]]
-                ) -> dict[tuple[str, int, float, int], list[dict[str, Any]]]:
-    """The lines of the newest run of every (cell, L, epsilon, seed); older, superseded runs
-    dropped. A step evaluated twice (a run cut after writing its line but before saving its
+def latest_runs(lines: list[dict[str, Any]]) -> dict[RunKey, list[dict[str, Any]]]:
+    """The lines of the newest run of every (cell, L, epsilon, seed, curriculum); older,
+    superseded runs dropped. A step evaluated twice (a run cut after writing its line but before saving its
     checkpoint retrains that stretch when resumed) keeps its newer line."""
-    newest: dict[tuple[str, int, float, int], str] = {}
+    newest: dict[RunKey, str] = {}
     for x in lines:
         newest[run_key(x)] = x["run"]
     kept: dict[tuple[str, Any, Any], dict[str, Any]] = {}
     for x in lines:
         if x["run"] == newest[run_key(x)]:
             kept[(x["run"], x.get("step"), x.get("event"))] = x
-    runs: dict[tuple[str, int, float, int], list[dict[str, Any]]] = {}
+    runs: dict[RunKey, list[dict[str, Any]]] = {}
     for x in sorted(kept.values(), key=lambda x: ("event" in x, x.get("step", 0))):
         runs.setdefault(run_key(x), []).append(x)
     return runs
@@ -437,15 +492,16 @@ def value_span(lines: list[dict[str, Any]], key: str) -> str:
     return str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
 
 
-def zero_shot_table(runs: dict[tuple[str, int, float, int], list[dict[str, Any]]]
-                    ) -> list[str]:
+def zero_shot_table(runs: dict[RunKey, list[dict[str, Any]]]) -> list[str]:
     """Rows of the zero-shot table: per cell, trained L and exploration setting, how many of the
     seeds that solved L also turn the right way for both cues in each longer corridor, untrained
     (:func:`zero_shot`, recorded in the runs' end lines). Solved runs finished before the
     measurement existed are counted apart, as not measured."""
     measured: dict[tuple[str, int, float], dict[int, dict[str, Any]]] = {}
     unmeasured: dict[tuple[str, int, float], list[int]] = {}
-    for (cell, length, epsilon, seed), lines in runs.items():
+    for (cell, length, epsilon, seed, curriculum_from), lines in runs.items():
+        if curriculum_from is not None:
+            continue  # trained in two corridors: the curriculum table has them
         end = next((x for x in lines if x.get("event") == "end"), None)
         if end is None or end.get("solved_at") is None:
             continue  # only an agent that solved its own corridor is asked about longer ones
@@ -478,9 +534,73 @@ def zero_shot_table(runs: dict[tuple[str, int, float, int], list[dict[str, Any]]
     return rows
 
 
+def seed_results(lines: dict[int, list[dict[str, Any]]]) -> tuple[dict[int, int], list[str]]:
+    """Per seed of one setting (its runs' lines): the step of the first solved evaluation, and
+    the table's text for the seed (``s0: 20000``, ``s1: no (100000)``, ``(cut at ...)``)."""
+    solved_at, texts = {}, []
+    for s, run_lines in sorted(lines.items()):
+        evals = [x for x in run_lines if "event" not in x]
+        ended = any(x.get("event") == "end" for x in run_lines)
+        first = next((x["step"] for x in evals if x["solved"]), None)
+        if first is not None:
+            solved_at[s] = first
+        last = evals[-1]["step"] if evals else 0
+        status = "" if ended else f" (cut at {last})"
+        if ended and first is None and last < BUDGET:
+            status = f" (run with a {last}-step budget, not {BUDGET})"
+        texts.append(f"s{s}: {solved_at.get(s, f'no ({last})')}{status}")
+    return solved_at, texts
+
+
+def mean_sps(lines: dict[int, list[dict[str, Any]]]) -> str:
+    sps = [x["sps"] for run_lines in lines.values() for x in run_lines if "event" not in x]
+    return f"{(sum(sps) / len(sps)) if sps else float('nan'):.0f}"
+
+
+def curriculum_table(runs: dict[RunKey, list[dict[str, Any]]]) -> list[str]:
+    """Rows of the curriculum table: per cell, L and first corridor L0, the seeds that solved L
+    within the budget (steps in both corridors counted) and the step each moved from L0 to L."""
+    settings = sorted({(k[0], k[1], k[4], k[2]) for k in runs if k[4] is not None},
+                      key=lambda k: (CELLS.index(k[0]), k[1], k[2], k[3]))
+    if not settings:
+        return []
+    rows = ["", "Curriculum: trained in a corridor of L0 (with L0's window and exploration) until "
+            "L0 is solved, then in L; evaluated at L; steps in both corridors counted", "",
+            "| cell | L | first L0 | exploration epsilon | seq_len | batch | seeds solved | "
+            "steps to solve L (per seed) | moved to L at (per seed) | SPS |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    longest: dict[tuple[str, int, str], int | None] = {}
+    for cell, length, first, epsilon in settings:
+        lines = {k[3]: v for k, v in runs.items() if (k[0], k[1], k[4], k[2]) ==
+                 (cell, length, first, epsilon)}
+        solved_at, texts = seed_results(lines)
+        moved = []
+        for s, run_lines in sorted(lines.items()):
+            step = next((x["step"] for x in run_lines if x.get("stage_solved")), None)
+            solved_before = s in solved_at and (step is None or solved_at[s] <= step)
+            moved.append(f"s{s}: " + ("— (solved at L0's first solve)" if solved_before
+                                      else str(step) if step is not None else "never"))
+        sample = next(iter(lines.values()))[0]
+        label = epsilon_label(first, epsilon).replace("L", "L0")  # the first corridor's
+        longest.setdefault((cell, first, label), None)
+        if len(lines) >= 3 and len(solved_at) == len(lines):
+            best = longest[(cell, first, label)]
+            longest[(cell, first, label)] = length if best is None else max(best, length)
+        rows.append(f"| {cell} | {length} | {first} | {label} | {sample['seq_len']} | "
+                    f"{sample['batch_size']} | {len(solved_at)}/{len(lines)} | "
+                    f"{'; '.join(texts)} | {'; '.join(moved)} | {mean_sps(lines)} |")
+    rows.append("")
+    for (cell, first, label), length in longest.items():
+        rows.append(f"longest L solved on every one of >= 3 seeds with the curriculum from L0 = "
+                    f"{first}, {cell}, exploration epsilon {label}: "
+                    f"{'none' if length is None else length}")
+    return rows
+
+
 def report(args: argparse.Namespace) -> str:
     """The memory-length table: per cell and L, the seeds solved and the steps to solve, the
-    window, parameters and training speed; then the longest L every seed solved per cell."""
+    window, parameters and training speed; then the longest L every seed solved per cell; the
+    zero-shot and curriculum tables; the update cost per window."""
     runs = latest_runs(read_lines(args.out))
     rows = ["| cell | L | exploration epsilon | seq_len | burn_in | batch | params (actor / "
             "critic) | seeds solved | steps to solve (per seed) | SPS |",
@@ -488,30 +608,16 @@ def report(args: argparse.Namespace) -> str:
     # the longest L every one of >= 3 seeds solved, per cell and exploration setting
     longest: dict[tuple[str, str], int | None] = {}
     for cell in CELLS:
-        settings = sorted({key[1:3] for key in runs if key[0] == cell})
+        settings = sorted({key[1:3] for key in runs if key[0] == cell and key[4] is None})
         for length, epsilon in settings:
             label = epsilon_label(length, epsilon)
             longest.setdefault((cell, label), None)
-            seeds = sorted(key[3] for key in runs if key[:3] == (cell, length, epsilon))
-            lines = {s: runs[(cell, length, epsilon, s)] for s in seeds}
-            evals = {s: [x for x in lines[s] if "event" not in x] for s in seeds}
-            ends = {s: [x for x in lines[s] if x.get("event") == "end"] for s in seeds}
-            solved_at = {}
-            for s in seeds:
-                first = next((x["step"] for x in evals[s] if x["solved"]), None)
-                if first is not None:
-                    solved_at[s] = first
-            cells_text = []
-            for s in seeds:
-                last = evals[s][-1]["step"] if evals[s] else 0
-                status = "" if ends[s] else f" (cut at {last})"
-                if ends[s] and s not in solved_at and last < BUDGET:
-                    status = f" (run with a {last}-step budget, not {BUDGET})"
-                cells_text.append(f"s{s}: {solved_at.get(s, f'no ({last})')}{status}")
-            firsts = [(evals[s] or ends[s])[0] for s in seeds]
+            lines = {k[3]: v for k, v in runs.items() if k[4] is None
+                     and k[:3] == (cell, length, epsilon)}
+            solved_at, texts = seed_results(lines)
+            firsts = [run_lines[0] for run_lines in lines.values()]
             sample = firsts[0]
-            sps = [x["sps"] for s in seeds for x in evals[s]]
-            all_solved = len(seeds) >= 3 and len(solved_at) == len(seeds)
+            all_solved = len(lines) >= 3 and len(solved_at) == len(lines)
             best = longest[(cell, label)]
             if all_solved and (best is None or length > best):
                 longest[(cell, label)] = length
@@ -519,8 +625,7 @@ def report(args: argparse.Namespace) -> str:
                 f"| {cell} | {length} | {label} | {sample['seq_len']} | {sample['burn_in']} | "
                 f"{sample['batch_size']} | {value_span(firsts, 'actor_params')} / "
                 f"{value_span(firsts, 'critic_params')} | "
-                f"{len(solved_at)}/{len(seeds)} | {'; '.join(cells_text)} | "
-                f"{(sum(sps) / len(sps)) if sps else float('nan'):.0f} |")
+                f"{len(solved_at)}/{len(lines)} | {'; '.join(texts)} | {mean_sps(lines)} |")
     if longest:
         rows.append("")
     for (cell, label), length in longest.items():
@@ -528,6 +633,7 @@ def report(args: argparse.Namespace) -> str:
         rows.append(f"longest L solved on every one of >= 3 seeds, {cell}, exploration epsilon "
                     f"{label}: {text}")
     rows += zero_shot_table(runs)
+    rows += curriculum_table(runs)
     speed_path = getattr(args, "speed", None)
     speed_lines = read_lines(speed_path) if speed_path is not None else []
     if speed_lines:
@@ -580,6 +686,9 @@ def main(argv: list[str] | None = None) -> Any:
     run_parser.add_argument("--exploration-epsilon", default="auto", type=epsilon_setting,
                             help="LiquidSACDiscrete's exploration_epsilon: 'auto' is 1/(L+1), "
                                  "0 turns it off")
+    run_parser.add_argument("--curriculum-from", type=int, default=None, metavar="L0",
+                            help="train in a corridor of L0 (with L0's recipe) until it is "
+                                 "solved, then in L; the budget counts both")
     run_parser.add_argument("--out", type=Path, default=RESULTS)
     run_parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS,
                             help="where cut runs are kept to continue (default runs/tmaze)")
