@@ -578,7 +578,7 @@ def curriculum_table(runs: dict[RunKey, list[dict[str, Any]]]) -> list[str]:
         for s, run_lines in sorted(lines.items()):
             step = next((x["step"] for x in run_lines if x.get("stage_solved")), None)
             solved_before = s in solved_at and (step is None or solved_at[s] <= step)
-            moved.append(f"s{s}: " + ("— (solved at L0's first solve)" if solved_before
+            moved.append(f"s{s}: " + ("— (L solved with L0)" if solved_before
                                       else str(step) if step is not None else "never"))
         sample = next(iter(lines.values()))[0]
         label = epsilon_label(first, epsilon).replace("L", "L0")  # the first corridor's

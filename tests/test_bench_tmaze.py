@@ -286,3 +286,121 @@ def test_an_exploration_epsilon_outside_zero_to_one_is_refused_before_any_run(be
         bench.main(["run", "--lengths", "2", "--exploration-epsilon", value, "--out", str(out)])
     assert "--exploration-epsilon: must be 'auto' or a number in [0, 1]" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_corridor_schedule_lengthens_the_maze_at_the_next_episode_start(bench):
+    import gymnasium as gym
+
+    from velora.envs_memory import PassiveTMaze
+
+    env = bench.corridor_schedule(gym.make("velora/TMazePassive-v0", corridor_length=2))
+    env.reset(seed=0)
+    env.next_length = 4
+    env.step(1)
+    assert env.unwrapped.corridor_length == 2  # not inside an episode
+    env.reset()
+    fresh = PassiveTMaze(4)
+    for name in ("corridor_length", "penalty", "episode_length"):
+        assert getattr(env.unwrapped, name) == getattr(fresh, name)
+    assert env.next_length == 0
+    steps, done = 0, False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(1)
+        steps, done = steps + 1, terminated or truncated
+    assert steps == 5  # L + 1 steps at the new length
+
+
+def run_lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_a_curriculum_run_moves_to_l_once_l0_is_solved_and_resumes_across_the_move(
+        bench, tmp_path, monkeypatch, capsys):
+    argv = ["run", "--lengths", "3", "--curriculum-from", "1", "--cells", "cfc", "--seeds", "0",
+            "--steps", "1500", "--eval-every", "150"]
+    unbroken_out = tmp_path / "unbroken.jsonl"
+    bench.main([*argv, "--out", str(unbroken_out), "--checkpoints", str(tmp_path / "u")])
+    lines = run_lines(unbroken_out)
+    evals = [x for x in lines if "event" not in x]
+    assert all(x["L"] == 3 and x["curriculum_from"] == 1 for x in lines)
+    # L0's recipe: a window of 2 (L0 + 1), epsilon 1 / (L0 + 1)
+    assert lines[0]["seq_len"] == 4 and lines[0]["exploration_epsilon"] == pytest.approx(1 / 2)
+    moved = next(i for i, x in enumerate(evals) if x.get("stage_solved"))
+    assert 0 < moved < len(evals) - 1, "this seed should move to L inside the budget"
+    assert [x["train_length"] for x in evals] == [1] * (moved + 1) + [3] * (len(evals) - moved - 1)
+    assert all("stage_solved" in x for x in evals[:moved + 1])
+    assert not any("stage_solved" in x for x in evals[moved + 1:])
+    # episodes of L0 + 1 = 2 steps before the move, L + 1 = 4 after
+    assert evals[moved]["train_episodes"] == evals[moved]["step"] // 2
+    after = evals[-1]["train_episodes"] - evals[moved + 1]["train_episodes"]
+    assert abs(after - (evals[-1]["step"] - evals[moved + 1]["step"]) / 4) <= 1
+    # its own setting: not the run of L = 3 trained at L from the start
+    assert bench.finished(lines, "cfc", 3, 0, 1500, 1 / 2, 1)
+    assert not bench.finished(lines, "cfc", 3, 0, 1500, 1 / 2)
+    table = bench.report(bench.argparse.Namespace(out=unbroken_out))
+    assert "| cfc | 3 | 1 | 1/(L0+1) | 4 |" in table
+    assert f"| s0: {evals[moved]['step']} |" in table
+    assert "| cfc | 3 | 1/(L+1)" not in table
+
+    out, ckpts = tmp_path / "tmaze.jsonl", tmp_path / "ckpt"
+    evaluate = bench.evaluate_cues
+    cut_at = evals[moved + 1]["step"]
+
+    def killed_after_the_move(agent, length):
+        if agent.num_timesteps == cut_at:
+            raise KeyboardInterrupt
+        return evaluate(agent, length)
+
+    monkeypatch.setattr(bench, "evaluate_cues", killed_after_the_move)
+    with pytest.raises(KeyboardInterrupt):
+        bench.main([*argv, "--out", str(out), "--checkpoints", str(ckpts)])
+    assert bench.checkpoint_path(ckpts, "cfc", 3, 0, 1 / 2, 1).exists()
+    monkeypatch.setattr(bench, "evaluate_cues", evaluate)
+    bench.main([*argv, "--out", str(out), "--checkpoints", str(ckpts)])
+    assert "resume cfc L=3 seed=0" in capsys.readouterr().out
+    same = ("step", "return_up", "return_down", "solved", "train_length", "stage_solved",
+            "train_return_last20", "train_episodes", "train_turned", "train_right_turns")
+    assert [{k: x.get(k) for k in same} for x in run_lines(out)] == \
+        [{k: x.get(k) for k in same} for x in lines]
+
+
+def test_the_curriculum_table_counts_seeds_solved_at_l_and_when_each_moved(bench, tmp_path):
+    out = tmp_path / "tmaze.jsonl"
+    base = {"cell": "gru", "L": 100, "curriculum_from": 25, "seq_len": 52, "burn_in": 0,
+            "batch_size": 4, "actor_params": 1, "critic_params": 2, "sps": 30.0,
+            "exploration_epsilon": 1 / 26}
+    protocol = {**base, "curriculum_from": None, "seq_len": 202, "exploration_epsilon": 1 / 101}
+    lines = [  # s0 solves L at L0's first solve; s1 moves at 4000, solves at 8000; s2 never moves
+        {**base, "run": "a", "seed": 0, "step": 2000, "solved": True, "stage_solved": True},
+        {**base, "run": "a", "seed": 0, "event": "end", "solved_at": 2000},
+        {**base, "run": "b", "seed": 1, "step": 2000, "solved": False, "stage_solved": False},
+        {**base, "run": "b", "seed": 1, "step": 4000, "solved": False, "stage_solved": True},
+        {**base, "run": "b", "seed": 1, "step": 6000, "solved": False},
+        {**base, "run": "b", "seed": 1, "step": 8000, "solved": True},
+        {**base, "run": "b", "seed": 1, "event": "end", "solved_at": 8000},
+        {**base, "run": "c", "seed": 2, "step": 100_000, "solved": False, "stage_solved": False},
+        {**base, "run": "c", "seed": 2, "event": "end", "solved_at": None, "steps": 100_000},
+        {**protocol, "run": "p", "seed": 0, "step": 2000, "solved": False},
+    ]
+    out.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    table = bench.report(bench.argparse.Namespace(out=out))
+    assert ("| gru | 100 | 25 | 1/(L0+1) | 52 | 4 | 2/3 | s0: 2000; s1: 8000; s2: no (100000) | "
+            "s0: — (L solved with L0); s1: 4000; s2: never | 30 |") in table
+    assert "with the curriculum from L0 = 25, gru, exploration epsilon 1/(L0+1): none" in table
+    # the run trained at L from the start stays in the first table, alone
+    assert "| gru | 100 | 1/(L+1) | 202 | 0 | 4 | 1 / 2 | 0/1 | s0: no (2000) (cut at 2000) |" \
+        in table
+    out.write_text("".join(json.dumps({**x, "seed": 1, "solved": True}) + "\n" for x in lines[2:7])
+                   + "".join(json.dumps({**x, "run": f"{x['run']}{s}", "seed": s}) + "\n"
+                             for s in (0, 2) for x in lines[2:7]))
+    assert "with the curriculum from L0 = 25, gru, exploration epsilon 1/(L0+1): 100" in \
+        bench.report(bench.argparse.Namespace(out=out))
+
+
+@pytest.mark.parametrize("start", ["0", "3", "5"])
+def test_a_curriculum_that_does_not_start_shorter_is_refused_before_any_run(bench, tmp_path,
+                                                                            start, capsys):
+    out = tmp_path / "tmaze.jsonl"
+    with pytest.raises(SystemExit, match=f"--curriculum-from must be .* got {start}"):
+        bench.main(["run", "--lengths", "4", "3", "--curriculum-from", start, "--out", str(out)])
+    assert not out.exists()
