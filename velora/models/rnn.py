@@ -182,7 +182,7 @@ class RNNEnsemble(nn.Module):
         # Feature-major (W_ih x^T), so that the weight's gradient is grad^T x: with one member,
         # MKL splits the sum over rows of x^T grad (few inputs, many rows) across threads, and
         # the weights would then depend on the thread count.
-        x_t = x.t().expand(self.n_members, *x.t().shape)
+        x_t = x.t().expand(self.n_members, -1, -1)
         return torch.baddbmm(self.bias_ih.transpose(1, 2), self.weight_ih, x_t).transpose(1, 2)
 
     def _cell(self, x_proj: torch.Tensor, state: torch.Tensor, w_hh_t: torch.Tensor
