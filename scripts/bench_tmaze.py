@@ -437,7 +437,7 @@ def speed(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    code, cpu = bench_common().code_version(), bench_common().cpu_model()
+    code = bench_common().code_version()
     for length in args.lengths:
         for cell in args.cells:
             kwargs = agent_kwargs(length, cell, args.seq_len, args.burn_in)
@@ -459,8 +459,9 @@ def speed(args: argparse.Namespace) -> None:
                     "gradient_steps": agent.gradient_steps,
                     "sps_bound": 1.0 / (agent.gradient_steps * update_s),
                     "transitions_per_update": agent.batch_size * (agent.seq_len + agent.burn_in),
-                    **trainable_params(agent), "code": code, "cpu": cpu,
-                    "load_1min": os.getloadavg()[0]}
+                    **trainable_params(agent), "code": code}
+            host = bench_common().machine_note()  # keys as the T-maze run lines name them
+            line.update(cpu=host["cpu_model"], load_1min=host["loadavg_1m"])
             with args.out.open("a") as f:
                 f.write(json.dumps(line) + "\n")
             print(f"{cell} L={length} seq_len={agent.seq_len} batch={agent.batch_size}: "

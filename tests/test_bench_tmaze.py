@@ -260,7 +260,9 @@ def test_speed_writes_the_update_cost_per_window_and_the_report_shows_it(bench, 
     assert (line["cell"], line["L"], line["seq_len"], line["burn_in"]) == ("lstm", 2, 6, 0)
     assert line["batch_size"] == 256 // 6 and line["transitions_per_update"] == 42 * 6
     assert line["sps_bound"] == pytest.approx(1000 / (line["gradient_steps"] * line["update_ms"]))
-    assert line["cpu"] and "code" in line  # a speed figure names its machine and code
+    # a speed figure names its machine, its load and its code
+    assert line["cpu"] == bench.bench_common().cpu_model() and "code" in line
+    assert line["load_1min"] >= 0.0
     out.write_text("")
     table = bench.report(bench.argparse.Namespace(out=out, speed=speed_out))
     assert f"| lstm | 2 | 6 | 0 | 42 | {line['update_ms']:.1f} |" in table
