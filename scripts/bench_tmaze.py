@@ -181,6 +181,8 @@ def corridor_schedule(env: Any) -> Any:
     ``PassiveTMaze(next_length)`` would have it (its default penalty ``-1 / L`` included)."""
     import gymnasium as gym
 
+    from velora.envs_memory import PassiveTMaze
+
     class CorridorSchedule(gym.Wrapper):
         def __init__(self, inner: Any) -> None:
             super().__init__(inner)
@@ -188,10 +190,12 @@ def corridor_schedule(env: Any) -> Any:
 
         def reset(self, **kwargs: Any) -> Any:
             if self.next_length:
+                # the maze's constructor derives what depends on the length (penalty, episode
+                # length); the running maze keeps its RNG and position
                 maze = self.env.unwrapped
-                maze.corridor_length = self.next_length
-                maze.penalty = -1.0 / self.next_length
-                maze.episode_length = self.next_length + 1
+                lengthened = PassiveTMaze(self.next_length, goal_reward=maze.goal_reward)
+                for name in ("corridor_length", "penalty", "episode_length"):
+                    setattr(maze, name, getattr(lengthened, name))
                 self.next_length = 0
             return self.env.reset(**kwargs)
 
@@ -471,8 +475,8 @@ def speed(args: argparse.Namespace) -> None:
 
 def latest_runs(lines: list[dict[str, Any]]) -> dict[RunKey, list[dict[str, Any]]]:
     """The lines of the newest run of every (cell, L, epsilon, seed, curriculum); older,
-    superseded runs dropped. A step evaluated twice (a run cut after writing its line but before saving its
-    checkpoint retrains that stretch when resumed) keeps its newer line."""
+    superseded runs dropped. A step evaluated twice (a run cut after writing its line but before
+    saving its checkpoint retrains that stretch when resumed) keeps its newer line."""
     newest: dict[RunKey, str] = {}
     for x in lines:
         newest[run_key(x)] = x["run"]
